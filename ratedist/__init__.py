@@ -1,0 +1,56 @@
+"""ratedist: the information theory of neural-network compression.
+
+Rate-distortion functions and Blahut–Arimoto (:mod:`ratedist.rd`), output-
+perturbation bounds, successive-refinement codebooks, the SuRP codec, FedPM and
+its baselines, pruning baselines, and the claims ledger behind ``ratedist verify``.
+Everything is computed in nats; information-valued functions take ``units="bits"``.
+"""
+
+from . import errors
+from .errors import (
+    BackendUnavailableError,
+    ConvergenceWarning,
+    CorruptStreamError,
+    InvalidArgumentError,
+    InvalidShapeError,
+    RatedistError,
+)
+from .io import load_weights, save_weights
+from .rd import (
+    binary_entropy,
+    distortion_bernoulli,
+    distortion_gaussian,
+    distortion_laplace,
+    fit_laplace,
+    laplace_reproduction_law,
+    rate_bernoulli,
+    rate_gaussian,
+    rate_laplace,
+    sample_laplace_test_channel,
+    shannon_lower_bound,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "errors",
+    "BackendUnavailableError",
+    "ConvergenceWarning",
+    "CorruptStreamError",
+    "InvalidArgumentError",
+    "InvalidShapeError",
+    "RatedistError",
+    "load_weights",
+    "save_weights",
+    "binary_entropy",
+    "distortion_bernoulli",
+    "distortion_gaussian",
+    "distortion_laplace",
+    "fit_laplace",
+    "laplace_reproduction_law",
+    "rate_bernoulli",
+    "rate_gaussian",
+    "rate_laplace",
+    "sample_laplace_test_channel",
+    "shannon_lower_bound",
+]

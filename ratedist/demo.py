@@ -1,0 +1,53 @@
+"""``make demo``: the main job on the embedded default, with a short summary.
+
+Each step is a function returning a one-paragraph summary; later parts of
+ratedist add steps to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+__all__ = ["main", "STEPS"]
+
+
+def step_verify() -> tuple[bool, str]:
+    from .verify import run_claims
+
+    results = run_claims()
+    failed = [r.id for r in results if not r.passed]
+    ok = not failed
+    text = f"ratedist verify: {len(results) - len(failed)}/{len(results)} claims of the theory pass"
+    if failed:
+        text += " (FAILED: " + ", ".join(failed) + ")"
+    return ok, text
+
+
+def step_figures(out: str = "figures/out") -> tuple[bool, str]:
+    from .cli import main as cli_main
+
+    code = cli_main(["figures", "--quick", "--out", out])
+    return code == 0, f"figures regenerated (quick mode) in {out}/ as .png, .pdf and .json"
+
+
+STEPS = [step_verify, step_figures]
+
+
+def main(argv=None) -> int:
+    t0 = time.perf_counter()
+    summary = []
+    ok_all = True
+    for step in STEPS:
+        print(f"== {step.__name__.removeprefix('step_')}", flush=True)
+        ok, text = step()
+        ok_all &= ok
+        summary.append(("ok  " if ok else "FAIL") + "  " + text)
+    print("\n=== ratedist demo summary ===")
+    print("\n".join(summary))
+    print(f"total {time.perf_counter() - t0:.1f} s")
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
