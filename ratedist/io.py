@@ -7,6 +7,7 @@ is atomic.
 from __future__ import annotations
 
 import io as _io
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,9 +48,18 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         except ValueError as exc:
             raise InvalidArgumentError(f"`path` {str(path)!r} is not a plain .npz of arrays: {exc}") from None
     if suffix == ".safetensors":
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
-        return dict(load_file(str(path)))
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                keys = list(fh.keys())
+                meta = fh.metadata() or {}
+                order = json.loads(meta["ratedist.order"]) if "ratedist.order" in meta else keys
+                if sorted(order) != sorted(keys):
+                    order = keys
+                return {k: fh.get_tensor(k) for k in order}
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise InvalidArgumentError(f"`path` {str(path)!r} is not a valid .safetensors file: {exc}") from None
     try:
         import torch
     except ImportError:
@@ -77,5 +87,6 @@ def save_weights(path: str | os.PathLike, weights: Mapping[str, np.ndarray]) -> 
     if suffix == ".safetensors":
         from safetensors.numpy import save
 
-        return atomic_write(path, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
+        meta = {"ratedist.order": json.dumps(list(arrays))}
+        return atomic_write(path, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta))
     raise InvalidArgumentError(f"`path` {str(path)!r}: writing torch files is not supported; use .safetensors or .npz.")
