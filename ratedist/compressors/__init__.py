@@ -1,0 +1,1 @@
+"""ratedist.compressors (being built)."""

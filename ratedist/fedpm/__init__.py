@@ -1,0 +1,1 @@
+"""ratedist.fedpm (being built)."""

@@ -1,0 +1,1 @@
+"""ratedist.pruning (being built)."""

@@ -1,0 +1,1 @@
+"""ratedist.surp (being built)."""
