@@ -1,0 +1,235 @@
+"""Shared pieces of the SuRP codecs: flattening, per-tensor normalization, the tensor table.
+
+Both SuRP encoders (sequential and data-parallel) and the decoder family work on
+one float64 vector ``u`` of normalized weights: every tensor of the input
+mapping, in key order, divided by its own norm (THEORY.md §4b.1).  Magnitudes
+``a = |u|`` and signs are kept apart (§4b.2); the reconstruction is
+``ŵ = sign ⊙ â ⊙ norm`` per tensor.  The tensor table recorded in the stream
+header is ``[{"name", "shape", "dtype", "norm", "size"}, ...]``.
+
+A tensor whose norm is 0 (all zero) or that is empty is recorded with norm 0;
+its entries have ``a = 0`` and are never selected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_choice, check_weights
+from ..errors import CorruptStreamError, InvalidArgumentError
+
+__all__ = [
+    "NORMALIZATIONS",
+    "MAX_PARAMS",
+    "Flat",
+    "flatten",
+    "unflatten",
+    "tensor_norm",
+    "check_sparsities",
+    "needed_nonzeros",
+    "validate_table",
+]
+
+NORMALIZATIONS = ("l2", "l1")
+# Indices are int32 inside the kernels and positions are coded below 2**31.
+MAX_PARAMS = 2**31 - 2
+_OUT_KINDS = "fiub"
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A weights mapping flattened to magnitudes and signs of the normalized weights.
+
+    Attributes
+    ----------
+    magnitudes : ndarray of float64, shape (n,)
+        ``a = |u|`` with ``u = w / ‖w‖`` per tensor (0 for a zero-norm tensor).
+    signs : ndarray of int8, shape (n,)
+        ``sign(w)`` in {-1, 0, +1}.
+    table : tuple of dict
+        ``{"name", "shape", "dtype", "norm", "size"}`` per tensor, in key order.
+    normalize : str
+        ``"l2"`` (Frobenius norm, the reference code) or ``"l1"`` (entrywise L1, THEORY.md §2).
+    """
+
+    magnitudes: np.ndarray
+    signs: np.ndarray
+    table: tuple
+    normalize: str
+
+    @property
+    def n(self) -> int:
+        return int(self.magnitudes.size)
+
+    @property
+    def slices(self) -> list[slice]:
+        """Slice of each tensor in the flat vector."""
+        out, pos = [], 0
+        for t in self.table:
+            out.append(slice(pos, pos + t["size"]))
+            pos += t["size"]
+        return out
+
+
+def tensor_norm(x: np.ndarray, normalize: str) -> float:
+    """Norm of one tensor in float64: Frobenius (``"l2"``) or entrywise L1 (``"l1"``)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size == 0:
+        return 0.0
+    if normalize == "l2":
+        return float(np.sqrt(np.dot(x, x)))
+    return float(np.sum(np.abs(x)))
+
+
+def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
+    """Flatten ``weights`` into normalized magnitudes and signs, in key order.
+
+    Parameters
+    ----------
+    weights : Mapping[str, array_like]
+        Tensors (NumPy, torch or CuPy arrays); NaN or infinite entries raise an
+        error naming the tensor and the count.
+    normalize : {"l2", "l1"}
+        Per-tensor norm that ``u`` is divided by.
+
+    Returns
+    -------
+    Flat
+
+    Examples
+    --------
+    >>> f = flatten({"w": np.array([3.0, -4.0]), "z": np.zeros(2)})
+    >>> f.magnitudes.tolist(), f.signs.tolist(), [t["norm"] for t in f.table]
+    ([0.6, 0.8, 0.0, 0.0], [1, -1, 0, 0], [5.0, 0.0])
+    """
+    check_choice("normalize", normalize, NORMALIZATIONS)
+    arrays = check_weights("weights", weights)
+    n = sum(int(a.size) for a in arrays.values())
+    if n > MAX_PARAMS:
+        raise InvalidArgumentError(f"`weights` has {n} entries; SuRP supports at most {MAX_PARAMS}.")
+    if n == 0:
+        raise InvalidArgumentError("`weights` has no entries (every tensor is empty); pass at least one weight.")
+    mags = np.empty(n, dtype=np.float64)
+    signs = np.empty(n, dtype=np.int8)
+    table = []
+    pos = 0
+    for name, arr in arrays.items():
+        size = int(arr.size)
+        x = np.asarray(arr).ravel()
+        norm = tensor_norm(x, normalize)
+        seg = mags[pos:pos + size]
+        if size:
+            np.abs(x, out=seg, casting="unsafe")
+            if norm > 0:
+                seg /= norm
+            else:
+                seg[:] = 0.0
+            np.sign(x, out=signs[pos:pos + size], casting="unsafe")
+        table.append({"name": name, "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
+                      "norm": norm, "size": size})
+        pos += size
+    return Flat(magnitudes=mags, signs=signs, table=tuple(table), normalize=normalize)
+
+
+def unflatten(u_hat: np.ndarray, table: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Map a signed normalized reconstruction ``û`` back to the input's keys, shapes and dtypes.
+
+    ``ŵ = û ⊙ norm`` per tensor (with ``û = sign ⊙ â``), cast to the tensor's
+    dtype (rounded first for integer dtypes).
+
+    >>> f = flatten({"w": np.array([[3.0, -4.0]], dtype=np.float32)})
+    >>> out = unflatten(f.signs * f.magnitudes, f.table)
+    >>> out["w"].dtype, out["w"].shape, out["w"].tolist()
+    (dtype('float32'), (1, 2), [[3.0, -4.0]])
+    """
+    out = {}
+    pos = 0
+    for t in table:
+        size = int(t["size"])
+        seg = np.asarray(u_hat[pos:pos + size], dtype=np.float64) * float(t["norm"])
+        dtype = np.dtype(t["dtype"])
+        if dtype.kind in "iu":
+            seg = np.rint(seg)
+        elif dtype.kind == "b":
+            seg = seg != 0
+        out[t["name"]] = seg.astype(dtype).reshape(tuple(t["shape"]))
+        pos += size
+    return out
+
+
+def check_sparsities(sparsity) -> tuple[float, ...]:
+    """Validate one or several target sparsities in (0, 1); return them sorted, sparsest first.
+
+    >>> check_sparsities([0.5, 0.9, 0.5])
+    (0.9, 0.5)
+    """
+    values = [sparsity] if np.ndim(sparsity) == 0 else list(np.asarray(sparsity, dtype=object).ravel())
+    if not values:
+        raise InvalidArgumentError("`sparsity` is empty; pass at least one target in (0, 1), e.g. 0.9.")
+    out = []
+    for v in values:
+        try:
+            s = float(v)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"`sparsity` must be a number in (0, 1), got {v!r}.") from None
+        if not (math.isfinite(s) and 0.0 < s < 1.0):
+            raise InvalidArgumentError(
+                f"`sparsity` must lie strictly between 0 and 1 (fraction of zero weights), got {v!r}."
+            )
+        out.append(s)
+    return tuple(sorted(set(out), reverse=True))
+
+
+def needed_nonzeros(sparsity: float, n: int) -> int:
+    """Smallest number of non-zeros k with ``1 - k/n <= sparsity`` (sparsity reached).
+
+    >>> needed_nonzeros(0.9, 1000), needed_nonzeros(0.999, 10)
+    (100, 1)
+    """
+    k = int(math.ceil((1.0 - sparsity) * n - 1e-9 * n))
+    # correct the float guess exactly
+    while k > 0 and 1.0 - (k - 1) / n <= sparsity:
+        k -= 1
+    while 1.0 - k / n > sparsity:
+        k += 1
+    return max(k, 1)
+
+
+def validate_table(table) -> int:
+    """Check a tensor table read from a stream header; return n (total entries).
+
+    Raises :class:`~ratedist.errors.CorruptStreamError` on anything absurd.
+    """
+    if not isinstance(table, list) or not table:
+        raise CorruptStreamError("stream header has no tensor table (`tensors`).")
+    n = 0
+    names = set()
+    for t in table:
+        if not isinstance(t, dict):
+            raise CorruptStreamError("stream header: a tensor entry is not an object.")
+        name, shape, dtype, norm, size = (t.get(k) for k in ("name", "shape", "dtype", "norm", "size"))
+        if not isinstance(name, str) or name in names:
+            raise CorruptStreamError(f"stream header: bad or duplicate tensor name {name!r}.")
+        names.add(name)
+        if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s <= MAX_PARAMS for s in shape):
+            raise CorruptStreamError(f"stream header: tensor {name!r} has an invalid shape {shape!r}.")
+        if not isinstance(size, int) or size != math.prod(shape):
+            raise CorruptStreamError(f"stream header: tensor {name!r} declares size {size!r} for shape {shape!r}.")
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = "?"
+        if not isinstance(dtype, str) or kind not in _OUT_KINDS:
+            raise CorruptStreamError(f"stream header: tensor {name!r} has an unsupported dtype {dtype!r}.")
+        if not isinstance(norm, (int, float)) or isinstance(norm, bool) or not math.isfinite(norm) or norm < 0:
+            raise CorruptStreamError(f"stream header: tensor {name!r} has an invalid norm {norm!r}.")
+        n += size
+        if n > MAX_PARAMS:
+            raise CorruptStreamError(f"stream header declares more than {MAX_PARAMS} parameters.")
+    if n == 0:
+        raise CorruptStreamError("stream header declares no parameters.")
+    return n
