@@ -16,6 +16,7 @@ from .errors import (
     RatedistError,
 )
 from .io import load_weights, save_weights
+from . import pruning
 from .rd import (
     binary_entropy,
     distortion_bernoulli,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors",
+    "pruning",
     "BackendUnavailableError",
     "ConvergenceWarning",
     "CorruptStreamError",

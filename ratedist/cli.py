@@ -20,7 +20,7 @@ from .errors import RatedistError
 __all__ = ["main", "build_parser"]
 
 # Each name is a module in ratedist/_cli/ that adds one verb.
-VERBS = ["info", "rd", "verify", "figures"]
+VERBS = ["info", "rd", "verify", "figures", "prune"]
 
 
 def _jsonable(obj):

@@ -19,6 +19,7 @@ __all__ = ["Check", "ClaimResult", "claim", "run_claims", "CLAIM_MODULES", "regi
 # Modules that register claims when imported; each area of ratedist adds its own.
 CLAIM_MODULES = [
     "ratedist.rd._claims",
+    "ratedist.pruning._claims",
 ]
 
 

@@ -379,3 +379,28 @@ def test_cost_mask_bits_near_binary_entropy():
     c = cost(w, r.masks, value_bits=4)
     ideal = 40000 * float(binary_entropy_bits(0.1))
     assert ideal <= c.mask_bits <= ideal * 1.01 + 64
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_prune_writes_pruned_file_and_reports(tmp_path, capsys):
+    """`ratedist prune IN -o OUT --json` writes the pruned weights and reports per-layer counts and measured bpp."""
+    import json
+
+    from ratedist.cli import main
+    from ratedist.io import load_weights, save_weights
+
+    w = _model([(20, 10), (10, 20)], 3)
+    src, dst = tmp_path / "in.npz", tmp_path / "out.safetensors"
+    save_weights(src, w)
+    code = main(["prune", str(src), "-o", str(dst), "--method", "lamp", "--sparsity", "0.8", "--value-bits", "6", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["method"] == "lamp" and set(out["layers"]) == {"layer0.weight", "layer1.weight"}
+    assert sum(v["kept"] for v in out["layers"].values()) == 80 and out["bpp"] > 0
+    pruned = load_weights(dst)
+    assert set(pruned) == set(w)
+    assert sum(int((pruned[k] != 0).sum()) for k in out["layers"]) == 80
+    code = main(["prune", str(src), "-o", str(tmp_path / "x.npz"), "--sparsity", "1.5"])
+    assert code == 2 and "`sparsity`" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()

@@ -3,7 +3,9 @@
 Allocations (:func:`prune`: global, uniform, adaptive, LAMP, ER, ERK), each
 hitting its sparsity target exactly; schedules (one-shot, 20 % per round,
 cubic); framework-free saliency scores; structured channel pruning to a FLOPs
-target; and :func:`cost`, the measured bits of a pruned model.
+target; and :func:`cost`, the measured bits of a pruned model.  The torch
+adapter (SynFlow, gradients, Hessian products) is
+:mod:`ratedist.pruning.torch_adapter` (needs the ``torch`` extra).
 """
 
 from .allocation import (
@@ -19,6 +21,10 @@ from .allocation import (
     select_layers,
     topk_mask,
 )
+from .cost import DecodedPruning, PruningCost, cost, decode_cost
+from .schedules import cubic_schedule, geometric_schedule, one_shot
+from .scores import force, grasp, magnitude, obd, snip
+from .structured import ChannelPruneResult, ConvLayer, conv_flops, conv_flops_total, prune_channels
 
 __all__ = [
     "METHODS",
@@ -32,4 +38,21 @@ __all__ = [
     "prune",
     "select_layers",
     "topk_mask",
+    "DecodedPruning",
+    "PruningCost",
+    "cost",
+    "decode_cost",
+    "cubic_schedule",
+    "geometric_schedule",
+    "one_shot",
+    "force",
+    "grasp",
+    "magnitude",
+    "obd",
+    "snip",
+    "ChannelPruneResult",
+    "ConvLayer",
+    "conv_flops",
+    "conv_flops_total",
+    "prune_channels",
 ]
