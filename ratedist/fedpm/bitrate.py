@@ -1,0 +1,308 @@
+"""Measured bit rates of FedPM masks, coded with constriction (THEORY.md §5, bitrate).
+
+Two codes, both producing bytes that decode:
+
+* **paper** (the paper's accounting): the count of ones ``n₁`` first (uniform
+  over ``0..N``, ≈ log2 N bits), then the N bits under one Bernoulli(f),
+  f = n₁/N.  Formula: ``h_b(f) + log2(N)/N`` bits per entry.
+* **per-coordinate**: bit i under Bernoulli(θ^g_i), where θ^g are the server's
+  broadcast probabilities that both sides know.  Formula: the cross-entropy
+  ``−(1/N) Σ_i log2 p(m_i | θ^g_i)``.
+
+Payload: one tag byte, N as a LEB128 varint, the range coder's 32-bit words,
+and a CRC32 of everything before it (``overhead_bits`` = 8·(5 + len(varint)) plus
+at most 64 bits of range-coder flush).  ``n_bits`` is always ``8 * len(data)``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._backend import to_host
+from ..coding.entropy import binary_entropy_bits, bytes_to_words, words_to_bytes
+from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
+
+__all__ = [
+    "MaskCode",
+    "bitrate_paper",
+    "bitrate_per_coordinate",
+    "decode_mask_paper",
+    "decode_mask_per_coordinate",
+    "bpp_paper_formula",
+    "P_MIN",
+    "put_varint",
+    "get_varint",
+    "seal",
+    "unseal",
+]
+
+#: Probabilities of the per-coordinate model are clipped to [P_MIN, 1 − P_MIN].
+P_MIN = 2.0**-20
+_TAG_PAPER = 0xA1
+_TAG_COORD = 0xA2
+_SPLIT = 1 << 23  # constriction's Uniform needs size < 2^24
+_LOW = 4096
+
+
+# ---------------------------------------------------------------- byte helpers
+def put_varint(n: int) -> bytes:
+    """LEB128 encoding of a non-negative integer."""
+    out = bytearray()
+    n = int(n)
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def get_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Read a LEB128 integer at ``pos``; return (value, next position)."""
+    n = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise CorruptStreamError("payload ends inside a varint or the varint is too long; it is truncated or corrupted.")
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos
+
+
+def seal(body: bytes) -> bytes:
+    """Append the CRC32 of ``body``."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unseal(data: bytes, what: str) -> bytes:
+    """Check and strip the trailing CRC32; raise :class:`CorruptStreamError` on mismatch."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"`data` must be bytes, got {type(data).__name__}.")
+    data = bytes(data)
+    if len(data) < 5:
+        raise CorruptStreamError(f"{what} payload has {len(data)} bytes, too short to be valid; it is truncated.")
+    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if zlib.crc32(body) != crc:
+        raise CorruptStreamError(f"{what} payload fails its CRC32 check: it is corrupted or truncated.")
+    return body
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class MaskCode:
+    """A coded mask and its measured rate.
+
+    Attributes
+    ----------
+    data : bytes
+        The payload (decodes with :func:`decode_mask_paper` or
+        :func:`decode_mask_per_coordinate`).
+    n_entries : int
+        N, the number of mask entries.
+    n_ones : int
+    n_bits : int
+        Measured size, ``8 * len(data)``.
+    bpp : float
+        Measured bits per entry, ``n_bits / n_entries``.
+    bpp_formula : float
+        The formula's bits per entry (see the module docstring).
+    overhead_bits : int
+        Header and CRC bits included in ``n_bits`` (not in the formula).
+    mode : str
+        "paper" or "per_coordinate".
+    units : str
+        Always "bits".
+    """
+
+    data: bytes
+    n_entries: int
+    n_ones: int
+    n_bits: int
+    bpp: float
+    bpp_formula: float
+    overhead_bits: int
+    mode: str
+    units: str = "bits"
+
+
+def _check_mask(mask) -> np.ndarray:
+    m = to_host(mask)
+    m = np.asarray(m)
+    if m.ndim != 1:
+        raise InvalidShapeError(f"`mask` must be 1-D (one client's N entries), got shape {m.shape}; code clients one by one.")
+    if m.size == 0:
+        raise InvalidArgumentError("`mask` is empty; pass at least one entry.")
+    if m.dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"`mask` must be a 0/1 array, got dtype {m.dtype}.")
+    if m.dtype.kind != "b":
+        bad = int(np.count_nonzero((m != 0) & (m != 1)))
+        if bad:
+            raise InvalidArgumentError(f"`mask` must contain only 0 and 1; {bad} entries are neither.")
+    return m.astype(np.int32)
+
+
+def bpp_paper_formula(n_ones: int, n_entries: int) -> float:
+    """h_b(f) + log2(N)/N with f = n_ones/N (THEORY.md §5; the reference code's accounting).
+
+    Lies in [log2(N)/N, 1 + log2(N)/N].
+
+    >>> bpp_paper_formula(5, 10) == 1 + math.log2(10) / 10
+    True
+    """
+    n = int(n_entries)
+    return float(binary_entropy_bits(n_ones / n)) + math.log2(n) / n
+
+
+def _count_models(n: int):
+    import constriction
+
+    U = constriction.stream.model.Uniform
+    if n + 1 <= _SPLIT:
+        return [(U(n + 1), None)]
+    return [(U(n // _LOW + 1), "hi"), (U(_LOW), "lo")]
+
+
+def bitrate_paper(mask) -> MaskCode:
+    """Code one client's mask with the paper's accounting and measure its bits.
+
+    Parameters
+    ----------
+    mask : array of shape (N,)
+        0/1 entries (bool or integer; NumPy or CuPy).
+
+    Returns
+    -------
+    MaskCode
+        ``bpp`` measured from the bytes, ``bpp_formula = h_b(f) + log2(N)/N``.
+
+    Examples
+    --------
+    >>> m = (np.arange(1000) % 4 == 0).astype(np.uint8)
+    >>> code = bitrate_paper(m)
+    >>> np.array_equal(decode_mask_paper(code.data), m), code.n_bits == 8 * len(code.data)
+    (True, True)
+    >>> round(code.bpp_formula, 4)
+    0.8213
+    """
+    import constriction
+
+    bits = _check_mask(mask)
+    n = bits.size
+    n1 = int(bits.sum())
+    enc = constriction.stream.queue.RangeEncoder()
+    models = _count_models(n)
+    if len(models) == 1:
+        enc.encode(n1, models[0][0])
+    else:
+        enc.encode(n1 // _LOW, models[0][0])
+        enc.encode(n1 % _LOW, models[1][0])
+    enc.encode(bits, constriction.stream.model.Bernoulli(n1 / n, perfect=False))
+    head = bytes([_TAG_PAPER]) + put_varint(n)
+    data = seal(head + words_to_bytes(enc.get_compressed()))
+    n_bits = 8 * len(data)
+    return MaskCode(data, n, n1, n_bits, n_bits / n, bpp_paper_formula(n1, n), 8 * (len(head) + 4), "paper")
+
+
+def _read_head(data: bytes, tag: int, what: str) -> tuple[int, np.ndarray]:
+    body = unseal(data, what)
+    if body[0] != tag:
+        raise CorruptStreamError(f"payload tag {body[0]:#x} is not a {what} payload (expected {tag:#x}).")
+    n, pos = get_varint(body, 1)
+    if n < 1 or n > 1 << 40:
+        raise CorruptStreamError(f"payload declares N = {n} entries, outside [1, 2^40].")
+    return n, bytes_to_words(body[pos:])
+
+
+def decode_mask_paper(data: bytes) -> np.ndarray:
+    """Decode a :func:`bitrate_paper` payload; returns the uint8 mask of shape (N,)."""
+    import constriction
+
+    n, words = _read_head(data, _TAG_PAPER, "FedPM mask (paper accounting)")
+    try:
+        dec = constriction.stream.queue.RangeDecoder(words)
+        models = _count_models(n)
+        if len(models) == 1:
+            n1 = int(dec.decode(models[0][0]))
+        else:
+            n1 = int(dec.decode(models[0][0])) * _LOW + int(dec.decode(models[1][0]))
+        if n1 > n:
+            raise CorruptStreamError(f"payload declares {n1} ones among {n} entries.")
+        out = dec.decode(constriction.stream.model.Bernoulli(n1 / n, perfect=False), n)
+    except CorruptStreamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
+        raise CorruptStreamError(f"mask payload does not decode: {exc}") from None
+    out = np.asarray(out).astype(np.uint8)
+    if int(out.sum()) != n1:
+        raise CorruptStreamError(f"decoded mask has {int(out.sum())} ones but the payload declares {n1}.")
+    return out
+
+
+def _coord_probs(theta_g, n: int | None = None) -> np.ndarray:
+    from .masks import check_theta
+
+    p = np.asarray(to_host(check_theta(theta_g, "theta_g", ndims=(1,))), dtype=np.float64)
+    if n is not None and p.size != n:
+        raise InvalidShapeError(f"`theta_g` has {p.size} entries but the mask has {n}; pass the broadcast θ^g of the same model.")
+    return np.clip(p, P_MIN, 1.0 - P_MIN)
+
+
+def bitrate_per_coordinate(mask, theta_g) -> MaskCode:
+    """Code one client's mask bit by bit under Bernoulli(θ^g_i) and measure its bits.
+
+    Parameters
+    ----------
+    mask : array of shape (N,)
+        0/1 entries.
+    theta_g : array of shape (N,)
+        The server's broadcast probabilities (known to the decoder), in [0, 1];
+        clipped to [P_MIN, 1 − P_MIN] so every mask is codable.
+
+    Returns
+    -------
+    MaskCode
+        ``bpp_formula`` is the cross-entropy −(1/N) Σ log2 p(m_i | θ^g_i).
+
+    Examples
+    --------
+    >>> th = np.linspace(0.05, 0.95, 500)
+    >>> m = (np.random.default_rng(0).random(500) < th).astype(np.uint8)
+    >>> code = bitrate_per_coordinate(m, th)
+    >>> np.array_equal(decode_mask_per_coordinate(code.data, th), m)
+    True
+    """
+    import constriction
+
+    bits = _check_mask(mask)
+    p = _coord_probs(theta_g, bits.size)
+    enc = constriction.stream.queue.RangeEncoder()
+    enc.encode(bits, constriction.stream.model.Bernoulli(perfect=False), p)
+    head = bytes([_TAG_COORD]) + put_varint(bits.size)
+    data = seal(head + words_to_bytes(enc.get_compressed()))
+    n = bits.size
+    ce = float(-np.sum(np.where(bits == 1, np.log2(p), np.log2(1.0 - p)))) / n
+    n_bits = 8 * len(data)
+    return MaskCode(data, n, int(bits.sum()), n_bits, n_bits / n, ce, 8 * (len(head) + 4), "per_coordinate")
+
+
+def decode_mask_per_coordinate(data: bytes, theta_g) -> np.ndarray:
+    """Decode a :func:`bitrate_per_coordinate` payload with the same θ^g; returns uint8 (N,)."""
+    import constriction
+
+    n, words = _read_head(data, _TAG_COORD, "FedPM mask (per-coordinate)")
+    p = _coord_probs(theta_g, n)
+    try:
+        dec = constriction.stream.queue.RangeDecoder(words)
+        out = dec.decode(constriction.stream.model.Bernoulli(perfect=False), p)
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptStreamError(f"mask payload does not decode: {exc}") from None
+    return np.asarray(out).astype(np.uint8)
