@@ -16,6 +16,9 @@ from .errors import (
     RatedistError,
 )
 from .io import load_weights, save_weights
+from . import bounds, refinement
+from .bounds import measured_perturbation, perturbation_bounds
+from .refinement import make_refinement_code, measure_refinement
 from . import pruning
 from .rd import (
     binary_entropy,
@@ -44,6 +47,12 @@ __all__ = [
     "RatedistError",
     "load_weights",
     "save_weights",
+    "bounds",
+    "refinement",
+    "measured_perturbation",
+    "perturbation_bounds",
+    "make_refinement_code",
+    "measure_refinement",
     "binary_entropy",
     "distortion_bernoulli",
     "distortion_gaussian",

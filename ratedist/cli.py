@@ -20,7 +20,7 @@ from .errors import RatedistError
 __all__ = ["main", "build_parser"]
 
 # Each name is a module in ratedist/_cli/ that adds one verb.
-VERBS = ["info", "rd", "verify", "figures", "prune"]
+VERBS = ["info", "rd", "verify", "figures", "prune", "bound", "refine"]
 
 
 def _jsonable(obj):

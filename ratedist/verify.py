@@ -18,6 +18,8 @@ __all__ = ["Check", "ClaimResult", "claim", "run_claims", "CLAIM_MODULES", "regi
 
 # Modules that register claims when imported; each area of ratedist adds its own.
 CLAIM_MODULES = [
+    "ratedist._bounds_claims",
+    "ratedist._refinement_claims",
     "ratedist.rd._claims",
     "ratedist.pruning._claims",
 ]

@@ -246,3 +246,24 @@ def test_project_l1_ball_is_the_projection(seed, d):
     z = project_l1_ball(rng.normal(size=(200, d)))
     for i in range(5):
         assert np.linalg.norm(x[i] - p[i]) <= np.min(np.linalg.norm(x[i] - z, axis=1)) + 1e-12
+
+
+def test_cli_bound_json(tmp_path, capsys):
+    """`ratedist bound A B --json` reports the three bounds, the measured value, d(u,û) and the
+    precondition; bad input exits 2 with a one-line error naming the layer."""
+    import json
+
+    from ratedist import save_weights
+    from ratedist.cli import main
+
+    rng = np.random.default_rng(0)
+    w = {"a.weight": rng.laplace(size=(6, 4)), "b.weight": rng.laplace(size=(3, 6))}
+    save_weights(tmp_path / "w.npz", w)
+    save_weights(tmp_path / "p.npz", {k: v * (rng.random(v.shape) < 0.5) for k, v in w.items()})
+    save_weights(tmp_path / "x.npz", {"a.weight": w["a.weight"], "b.weight": np.ones((2, 6))})
+    assert main(["bound", str(tmp_path / "w.npz"), str(tmp_path / "p.npz"), "--steps", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"slide", "safe", "induced", "measured", "distortion", "precondition_holds"} <= set(out)
+    assert out["precondition_holds"] and out["measured"] <= out["induced"] * (1 + REL) <= out["slide"] * (1 + REL)
+    assert main(["bound", str(tmp_path / "w.npz"), str(tmp_path / "x.npz"), "--json"]) == 2
+    assert "b.weight" in capsys.readouterr().err

@@ -167,3 +167,19 @@ def test_bad_inputs():
         refinement_decode(code, np.array([[4]]))
     with pytest.raises(InvalidShapeError, match="length"):
         nearest_codeword(np.zeros((2, 3)), np.zeros((4, 2)))
+
+
+def test_cli_refine_json(capsys):
+    """`ratedist refine --json` reports per-stage rate/distortion/D(R), the one-stage comparison and
+    the evaluation counts L·2^{nR/L} vs 2^{nR}."""
+    import json
+
+    from ratedist.cli import main
+
+    assert main(["refine", "--block", "6", "--stages", "2", "--rate", "1", "--blocks", "300", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["rate"] for s in out["stages"]] == [0.5, 0.5]
+    assert out["evaluations"] == 2 * 2**3 and out["single_stage"]["evaluations"] == 2**6
+    assert all(s["distortion"] > s["rd_distortion"] for s in out["stages"])
+    assert main(["refine", "--block", "30", "--stages", "2", "--rate", "1", "--json"]) == 2
+    assert "`block`" in capsys.readouterr().err
