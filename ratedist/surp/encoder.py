@@ -1,0 +1,242 @@
+"""The fast sequential SuRP encoder (THEORY.md §4b, §4c).
+
+Same algorithm, same floating-point operations in the same order, and hence the
+same stream as the slow :mod:`ratedist.surp.reference`, but each iteration
+costs O(log n) plus the selection: the eligible set is kept incrementally by
+the numba kernel :func:`ratedist.kernels._surp_cpu.seq_encode_run`, and the
+first eligible position in the iteration's shared permutation is found either
+by scanning E (|E| small) or by walking the permutation (|E| large), i.e. in
+O(min(|E|, n/|E|)) expected work.
+
+Parameters of the refresh rule (THEORY.md §4b.5) and choices made here:
+
+* τ = lam_inv · sf with sf = ln(n / ln n) (n ≥ 3; n < 3 uses sf of n = 3),
+  α_eff = α / sf, lam_inv₀ = α_eff · mean of the non-zero magnitudes (for dense
+  input this is the reference code's mean over all n; for already-sparse input,
+  THEORY.md §4b.8, the zeros are kept and excluded).
+* Refresh when E is empty: counter += 1; every ``refresh_every`` (20)
+  refreshes α_eff ← ``refresh_factor`` (0.9) · α_eff; lam_inv ← α_eff · S / n_active,
+  retried until E is non-empty.  S is the L1 residual Σ r_i, kept as a running
+  float64 sum (S₀ = ``np.sum(a)``, then S ← S − τ at each iteration); it equals
+  the mean residual over all n entries of the reference code (times n) for dense
+  input, and the decoder can recompute it, so a refresh event costs only its
+  iteration and its retry count rather than a float64.
+* lam_inv ← lam_inv · (n−1)/n after every iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import check_int, check_positive
+from ..errors import InvalidArgumentError, RatedistWarning
+from ._common import check_sparsities, flatten, needed_nonzeros
+
+__all__ = ["SequentialParams", "SequentialTrace", "sequential_params", "run_fast", "encode_sequential",
+           "max_iterations_for", "MAX_RETRIES"]
+
+MAX_RETRIES = 1_000_000
+
+
+@dataclass(frozen=True)
+class SequentialParams:
+    """The numbers that define a sequential SuRP run (all stored in the stream header)."""
+
+    n: int
+    n_active: int
+    sf: float
+    decay: float
+    alpha: float
+    alpha_eff0: float
+    lam_inv0: float
+    s0: float
+    refresh_every: int
+    refresh_factor: float
+    seed: int
+
+    def to_header(self) -> dict:
+        return {"n_active": self.n_active, "sf": self.sf, "decay": self.decay, "alpha": self.alpha,
+                "alpha_eff0": self.alpha_eff0, "lam_inv0": self.lam_inv0, "s0": self.s0,
+                "refresh_every": self.refresh_every, "refresh_factor": self.refresh_factor}
+
+
+@dataclass
+class SequentialTrace:
+    """Everything a sequential run produced: per iteration j_t, m_t, |E_t|, τ_t, new?; refresh events."""
+
+    j: np.ndarray
+    m: np.ndarray
+    esize: np.ndarray
+    tau: np.ndarray
+    new: np.ndarray
+    ev_t: np.ndarray
+    ev_c: np.ndarray
+    checkpoints: list  # (iteration, nnz, S) per reached target
+    status: str
+    residual: np.ndarray | None = None
+    ahat: np.ndarray | None = None
+    final: tuple = ()
+    snapshots: list = field(default_factory=list)
+
+
+def sequential_params(a: np.ndarray, *, alpha=None, refresh_every=20, refresh_factor=0.9, seed=0) -> SequentialParams:
+    """Derive sf, decay, α_eff, lam_inv₀ and S₀ from the magnitudes ``a`` (THEORY.md §4b.3)."""
+    n = int(a.size)
+    nn = max(n, 3)
+    sf = math.log(nn / math.log(nn))
+    alpha = sf if alpha is None else check_positive("alpha", alpha)
+    refresh_every = check_int("refresh_every", refresh_every, minimum=1)
+    refresh_factor = check_positive("refresh_factor", refresh_factor)
+    if not refresh_factor < 1:
+        raise InvalidArgumentError(f"`refresh_factor` must lie in (0, 1), got {refresh_factor!r}.")
+    n_active = int(np.count_nonzero(a))
+    s0 = float(np.sum(a))
+    alpha_eff0 = alpha / sf
+    lam_inv0 = alpha_eff0 * (s0 / max(n_active, 1))
+    decay = (n - 1) / n
+    return SequentialParams(n=n, n_active=max(n_active, 1), sf=sf, decay=decay, alpha=float(alpha),
+                            alpha_eff0=alpha_eff0, lam_inv0=lam_inv0, s0=s0, refresh_every=refresh_every,
+                            refresh_factor=refresh_factor, seed=int(seed))
+
+
+def max_iterations_for(n: int) -> int:
+    """Default (and decoder-side) cap on the number of iterations: 64 n + 2**20."""
+    return 64 * int(n) + (1 << 20)
+
+
+_STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries", 5: "max_iterations"}
+
+
+def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
+             max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None) -> SequentialTrace:
+    """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
+
+    ``snapshot(ahat)`` is called at each reached checkpoint when given.
+    """
+    from ..kernels import _surp_cpu as K
+    from .reference import _halves, key_base
+
+    n = a.size
+    r = a.copy()
+    ahat = np.zeros(n, dtype=np.float64)
+    order = np.empty(n, dtype=np.int32)
+    bstart = np.empty(K._NB + 1, dtype=np.int64)
+    npos = K.bucket_sort_init(r, order, bstart)
+    elist = np.empty(max(npos, 1), dtype=np.int32)
+    where = np.full(n, -1, dtype=np.int32)
+    st_i = np.zeros(10, dtype=np.int64)
+    st_i[K.I_BQ] = -1
+    st_i[K.I_NPOS] = npos
+    st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
+    abits, bbits = _halves(n)
+    kb = np.uint64(key_base(p.seed))
+    chunks, evs, cps = [], [], []
+    counts = np.zeros(2, dtype=np.int64)
+    status = "target"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(stop_nnz[-1]) if stop_nnz else 0, unit="nz", desc="surp encode", leave=False)
+    try:
+        for target in stop_nnz:
+            while True:
+                cap = int(min(max(target - st_i[K.I_NNZ], 1) * 2 + 1024, 1 << 18 if progress else 1 << 22))
+                oj = np.empty(cap, np.int64)
+                om = np.empty(cap, np.int64)
+                oe = np.empty(cap, np.int64)
+                ot = np.empty(cap, np.float64)
+                on = np.empty(cap, np.uint8)
+                et = np.empty(cap, np.int64)
+                ec = np.empty(cap, np.int64)
+                code = K.seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, kb, n, abits, bbits,
+                                        p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
+                                        max_retries, max_iterations, target, oj, om, oe, ot, on, et, ec, counts)
+                k, ke = int(counts[0]), int(counts[1])
+                chunks.append((oj[:k].copy(), om[:k].copy(), oe[:k].copy(), ot[:k].copy(), on[:k].astype(bool)))
+                evs.append((et[:ke].copy(), ec[:ke].copy()))
+                if bar is not None:
+                    bar.n = int(st_i[K.I_NNZ])
+                    bar.refresh()
+                if code == K.ST_FULL:
+                    continue
+                status = _STATUS[int(code)]
+                break
+            if status != "target":
+                break
+            cps.append((int(st_i[K.I_T]), int(st_i[K.I_NNZ]), float(st_f[K.F_S])))
+            if snapshot is not None:
+                snapshot(ahat)
+    finally:
+        if bar is not None:
+            bar.close()
+    cat = [np.concatenate([c[q] for c in chunks]) if chunks else np.zeros(0) for q in range(5)]
+    return SequentialTrace(j=cat[0].astype(np.int64), m=cat[1].astype(np.int64), esize=cat[2].astype(np.int64),
+                           tau=cat[3].astype(np.float64), new=cat[4].astype(bool),
+                           ev_t=np.concatenate([e[0] for e in evs]) if evs else np.zeros(0, np.int64),
+                           ev_c=np.concatenate([e[1] for e in evs]) if evs else np.zeros(0, np.int64),
+                           checkpoints=cps, status=status, residual=r, ahat=ahat,
+                           final=(int(st_i[K.I_T]), int(st_i[K.I_NNZ]), float(st_f[K.F_S])))
+
+
+def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize: str = "l2", progress: bool = False,
+                      keep_reconstructions: bool = False, refresh_every: int = 20, refresh_factor: float = 0.9,
+                      max_iterations: int | None = None, _engine: str = "fast"):
+    """Sequential SuRP encode; see :func:`ratedist.surp.encode` for the parameters."""
+    from ._common import unflatten
+    from .report import SurpEncoding
+    from .stream import build_sequential_stream
+
+    t0 = time.perf_counter()
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    targets = check_sparsities(sparsity)
+    flat = flatten(weights, normalize)
+    a = flat.magnitudes
+    p = sequential_params(a, alpha=alpha, refresh_every=refresh_every, refresh_factor=refresh_factor, seed=seed)
+    n = flat.n
+    cap = max_iterations_for(n)
+    max_iterations = cap if max_iterations is None else check_int("max_iterations", max_iterations, minimum=0,
+                                                                    maximum=cap)
+    ks = [needed_nonzeros(s, n) for s in targets]
+    snaps = []
+
+    def snapshot(ahat):
+        snaps.append(unflatten(flat.signs * ahat, flat.table))
+
+    if _engine == "reference":
+        from .reference import run_reference
+
+        trace = run_reference(a, p, ks, max_iterations=max_iterations, max_retries=MAX_RETRIES)
+        if keep_reconstructions:  # replay the reference's selections to snapshot its checkpoints
+            ah = np.zeros(n)
+            pos = 0
+            for (t_k, _, _) in trace.checkpoints:
+                for t in range(pos, t_k):
+                    ah[trace.m[t]] = ah[trace.m[t]] + trace.tau[t]
+                pos = t_k
+                snapshot(ah)
+    else:
+        trace = run_fast(a, p, ks, max_iterations=max_iterations, progress=progress,
+                         snapshot=snapshot if keep_reconstructions else None)
+    reached = len(trace.checkpoints)
+    if reached < len(ks):
+        t_f, nnz_f, s_f = trace.final
+        why = {"exhausted": "every residual is zero", "nonpositive": "the threshold underflowed to zero",
+               "retries": f"{MAX_RETRIES} refreshes in a row found no eligible index",
+               "max_iterations": f"the iteration cap {max_iterations} was reached"}.get(trace.status, trace.status)
+        missed = ", ".join(f"{s:g}" for s in targets[reached:])
+        warnings.warn(f"SuRP stopped after {t_f} iterations because {why}: reached sparsity "
+                      f"{1 - nnz_f / n:.6g} (nnz {nnz_f} of {n}); target(s) {missed} not reached. "
+                      "The stream's last checkpoint holds what was reached.", RatedistWarning, stacklevel=3)
+        trace.checkpoints.append(trace.final)
+        if keep_reconstructions:
+            snapshot(trace.ahat if _engine != "reference" else trace.ahat)
+        targets = targets[:reached + 1]
+    stream, report = build_sequential_stream(flat, p, trace, targets, seconds_start=t0)
+    return SurpEncoding(stream=stream, report=report,
+                        reconstructions=tuple(snaps) if keep_reconstructions else None)

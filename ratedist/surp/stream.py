@@ -1,0 +1,346 @@
+"""Bytes of the sequential SuRP stream: entropy coding (constriction) of positions, signs and refreshes.
+
+Container header: see :mod:`ratedist.surp.decoder`.  One segment per checkpoint
+interval; segment k holds iterations ``[it_{k-1}, it_k)``::
+
+    preamble  "<QQQIII": n_iter, n_signs, n_events, bytes of positions, signs, refreshes
+    positions constriction range-coded j_t (adaptive integer code, below)
+    signs     one Bernoulli(1/2) bit per index that becomes non-zero (1 = negative)
+    refreshes adaptive integer codes of (iteration gap − 1, retry count − 1) per refresh event
+
+Adaptive integer code (Elias-gamma-like): v ≥ 0, w = v + 1; w < 8 is the symbol
+w − 1; otherwise e = ⌊log2 w⌋ and the symbol is 7 + 4(e − 3) + (the two bits
+after the leading one), followed by the e − 2 remaining low bits coded
+uniformly (chunks of at most 16 bits).  The symbol is coded with a categorical
+model whose counts both sides update after every block of symbols (blocks of
+64, 64, 128, … up to 4096 symbols; counts decay by ``_RHO`` per block), so the
+decoder never needs |E_t|.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+
+import numpy as np
+
+from ..coding.container import pack_container
+from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..errors import CorruptStreamError
+from .report import SurpCheckpoint, SurpReport, geometric_entropy_bits, laplace_lam_hat, rd_bits_per_param
+
+__all__ = ["AdaptiveIntegerCode", "build_sequential_stream", "decode_sequential", "integer_symbols"]
+
+_PRE = struct.Struct("<QQQIII")
+_K = 7 + 4 * 61  # alphabet of the adaptive symbol (values below 2**63)
+_RHO = 0.5 ** (1 / 4)  # count decay per block (half-life 4 blocks)
+_PRIOR = 0.05
+_MAX_BLOCK = 4096
+_CHUNK = 16
+_CONTAINER_PRE = 12 + 4  # container preamble + header CRC
+_SEG_FRAME = 8  # length + CRC per segment
+
+
+def _constriction():
+    import constriction
+
+    return constriction
+
+
+def integer_symbols(v: np.ndarray):
+    """Split non-negative integers into (symbol, number of low bits, low bits)."""
+    w = np.asarray(v, dtype=np.int64) + 1
+    e = np.zeros(w.shape, dtype=np.int64)
+    big = w >= 8
+    if np.any(big):
+        wb = w[big]
+        eb = np.floor(np.log2(wb.astype(np.float64))).astype(np.int64)
+        eb -= (np.left_shift(np.int64(1), eb) > wb).astype(np.int64)
+        eb += (np.left_shift(np.int64(1), eb + 1) <= wb).astype(np.int64)
+        e[big] = eb
+    sym = np.where(big, 7 + 4 * (e - 3) + ((w >> np.maximum(e - 2, 0)) & 3), w - 1)
+    nlow = np.where(big, e - 2, 0)
+    low = w & ((np.left_shift(np.int64(1), nlow)) - 1)
+    return sym.astype(np.int32), nlow, low
+
+
+def _symbols_to_values(sym: np.ndarray, nlow_only=False):
+    sym = sym.astype(np.int64)
+    big = sym >= 7
+    e = np.where(big, (sym - 7) // 4 + 3, 0)
+    nlow = np.where(big, e - 2, 0)
+    return e, nlow
+
+
+def _chunks(nlow: np.ndarray, low: np.ndarray):
+    """Low bits as uniform symbols of at most 16 bits: (values, sizes) in coding order."""
+    hi_bits = np.maximum(nlow - _CHUNK, 0)
+    lo_bits = np.minimum(nlow, _CHUNK)
+    has_hi = hi_bits > 0
+    has_lo = lo_bits > 0
+    n_chunks = has_hi.astype(np.int64) + has_lo
+    pos = np.cumsum(n_chunks) - n_chunks
+    total = int(n_chunks.sum())
+    vals = np.empty(total, dtype=np.int32)
+    sizes = np.empty(total, dtype=np.int32)
+    ih = pos[has_hi]
+    vals[ih] = (low[has_hi] >> _CHUNK).astype(np.int32)
+    sizes[ih] = (np.left_shift(np.int64(1), hi_bits[has_hi])).astype(np.int32)
+    il = pos[has_lo] + has_hi[has_lo]
+    vals[il] = (low[has_lo] & ((np.left_shift(np.int64(1), lo_bits[has_lo])) - 1)).astype(np.int32)
+    sizes[il] = (np.left_shift(np.int64(1), lo_bits[has_lo])).astype(np.int32)
+    return vals, sizes
+
+
+class AdaptiveIntegerCode:
+    """Block-adaptive categorical model of the integer-code symbols; identical state on both sides."""
+
+    def __init__(self):
+        self.counts = np.full(_K, _PRIOR, dtype=np.float64)
+        self.hist = np.zeros(_K, dtype=np.int64)
+        self.seen = 0
+        self.block_start = 0
+        self.block_size = 64
+
+    def _blocks(self, count):
+        """Yield (lo, hi) ranges of the next ``count`` symbols split at block boundaries, updating the model."""
+        done = 0
+        while done < count:
+            end = self.block_start + self.block_size
+            take = min(count - done, end - self.seen)
+            yield done, done + take
+            done += take
+
+    def _after(self, syms):
+        self.hist += np.bincount(syms, minlength=_K)[:_K]
+        self.seen += syms.size
+        if self.seen == self.block_start + self.block_size:
+            self.counts = self.counts * _RHO + self.hist
+            self.hist[:] = 0
+            self.block_start = self.seen
+            self.block_size = min(2 * self.block_size if self.seen >= 128 else 64, _MAX_BLOCK)
+
+    def _model(self):
+        return _constriction().stream.model.Categorical(self.counts, perfect=False)
+
+    def encode(self, values: np.ndarray, enc) -> None:
+        sym, nlow, low = integer_symbols(values)
+        for lo, hi in self._blocks(sym.size):
+            part = np.ascontiguousarray(sym[lo:hi])
+            enc.encode(part, self._model())
+            self._after(part)
+        vals, sizes = _chunks(nlow, low)
+        if vals.size:
+            enc.encode(vals, _constriction().stream.model.Uniform(), sizes)
+
+    def decode(self, count: int, dec) -> np.ndarray:
+        sym = np.empty(count, dtype=np.int32)
+        try:
+            for lo, hi in self._blocks(count):
+                part = np.asarray(dec.decode(self._model(), hi - lo), dtype=np.int32)
+                sym[lo:hi] = part
+                self._after(part)
+            e, nlow = _symbols_to_values(sym)
+            if np.any(e > 62):
+                raise CorruptStreamError("a decoded integer is out of range; the stream is corrupted.")
+            sizes_probe = np.zeros(count, dtype=np.int64)
+            vals, sizes = _chunks(nlow, sizes_probe)
+            chunks = np.asarray(dec.decode(_constriction().stream.model.Uniform(), sizes), dtype=np.int64) \
+                if sizes.size else np.zeros(0, dtype=np.int64)
+        except CorruptStreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
+            raise CorruptStreamError(f"entropy-coded payload does not decode: {exc}") from None
+        # reassemble the low bits
+        hi_bits = np.maximum(nlow - _CHUNK, 0)
+        lo_bits = np.minimum(nlow, _CHUNK)
+        has_hi, has_lo = hi_bits > 0, lo_bits > 0
+        n_chunks = has_hi.astype(np.int64) + has_lo
+        pos = np.cumsum(n_chunks) - n_chunks
+        low = np.zeros(count, dtype=np.int64)
+        low[has_hi] = chunks[pos[has_hi]] << _CHUNK
+        low[has_lo] |= chunks[pos[has_lo] + has_hi[has_lo]]
+        w = np.where(sym >= 7, (np.left_shift(np.int64(1), e)) | (((sym.astype(np.int64) - 7) & 3) << np.maximum(e - 2, 0)) | low,
+                     sym.astype(np.int64) + 1)
+        return w - 1
+
+
+def _range_encoder():
+    return _constriction().stream.queue.RangeEncoder()
+
+
+def _range_decoder(data: bytes):
+    return _constriction().stream.queue.RangeDecoder(bytes_to_words(data))
+
+
+def _segments(trace, bounds):
+    """Yield the per-segment slices of a trace: (iterations, sign slice, event slice)."""
+    prev_t, prev_nnz = 0, 0
+    for (t_k, nnz_k, _s) in bounds:
+        ev_lo = int(np.searchsorted(trace.ev_t, prev_t, side="left"))
+        ev_hi = int(np.searchsorted(trace.ev_t, t_k, side="left"))
+        yield slice(prev_t, t_k), slice(prev_nnz, nnz_k), slice(ev_lo, ev_hi)
+        prev_t, prev_nnz = t_k, nnz_k
+
+
+def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None):
+    """Entropy-code a sequential trace into container bytes and build its :class:`SurpReport`."""
+    t0 = seconds_start if seconds_start is not None else time.perf_counter()
+    n = flat.n
+    new_idx = trace.m[trace.new]
+    sign_bits = (flat.signs[new_idx] < 0).astype(np.int32)
+    pos_code, gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode(), AdaptiveIntegerCode()
+    last_ev = -1
+    payloads, parts = [], []
+    for it_sl, sg_sl, ev_sl in _segments(trace, trace.checkpoints):
+        enc = _range_encoder()
+        pos_code.encode(trace.j[it_sl], enc)
+        pos_bytes = words_to_bytes(enc.get_compressed())
+        sign_bytes = encode_bernoulli(sign_bits[sg_sl], 0.5)
+        ev_t = trace.ev_t[ev_sl]
+        gaps = np.diff(np.concatenate([[last_ev], ev_t])) - 1
+        if ev_t.size:
+            last_ev = int(ev_t[-1])
+        enc = _range_encoder()
+        gap_code.encode(gaps, enc)
+        cnt_code.encode(trace.ev_c[ev_sl] - 1, enc)
+        ev_bytes = words_to_bytes(enc.get_compressed())
+        pre = _PRE.pack(it_sl.stop - it_sl.start, sg_sl.stop - sg_sl.start, ev_t.size,
+                        len(pos_bytes), len(sign_bytes), len(ev_bytes))
+        payloads.append(pre + pos_bytes + sign_bytes + ev_bytes)
+        parts.append({"positions": 8 * len(pos_bytes), "signs": 8 * len(sign_bytes), "refreshes": 8 * len(ev_bytes),
+                      "framing": 8 * (_PRE.size + _SEG_FRAME)})
+    # per-iteration paper-style estimate, cumulative
+    est = np.cumsum(geometric_entropy_bits(trace.esize / n)) if trace.esize.size else np.zeros(0)
+    lam_hat = laplace_lam_hat(flat.magnitudes)
+    slices = flat.slices
+    tensor_of_new = np.searchsorted(np.array([s.stop for s in slices]), new_idx, side="right")
+    cps_header = []
+    for k, (target, (t_k, nnz_k, s_k)) in enumerate(zip(targets, trace.checkpoints)):
+        cps_header.append({"target": float(target), "sparsity": 1.0 - nnz_k / n, "iteration": int(t_k),
+                           "nnz": int(nnz_k), "segment": k + 1, "n_bytes": 0, "n_bits": 0})
+    header = {"format": "surp", "algorithm": "sequential", "tensors": [dict(t) for t in flat.table],
+              "normalize": flat.normalize, "params": p.to_header(), "seed": p.seed, "n_params": n,
+              "checkpoints": cps_header}
+    # the header holds the prefix sizes, which depend on the header's own length: iterate to a fixed point
+    for _ in range(8):
+        blob = pack_container(header, payloads)
+        hdr_len = int.from_bytes(blob[8:12], "little")
+        pos = _CONTAINER_PRE + hdr_len
+        changed = False
+        for k, cp in enumerate(cps_header):
+            pos += _SEG_FRAME + len(payloads[k])
+            if cp["n_bytes"] != pos:
+                cp["n_bytes"], cp["n_bits"], changed = pos, 8 * pos, True
+        if not changed:
+            break
+    header_bits = 8 * (_CONTAINER_PRE + hdr_len)
+    checkpoints = []
+    cum = {"positions": 0, "signs": 0, "refreshes": 0, "framing": 0}
+    for k, cp in enumerate(cps_header):
+        for key in cum:
+            cum[key] += parts[k][key]
+        t_k, nnz_k, s_k = trace.checkpoints[k]
+        bits = {"header": header_bits, **cum}
+        assert sum(bits.values()) == cp["n_bits"]
+        pos_est = float(est[t_k - 1]) if t_k > 0 else 0.0
+        bits["positions_estimate"] = pos_est
+        ideal = pos_est + header_bits + cum["signs"] + cum["refreshes"] + cum["framing"]
+        dist = max(s_k, 0.0) / n
+        rd = rd_bits_per_param(dist, lam_hat)
+        per_tensor = {}
+        counts = np.bincount(tensor_of_new[:nnz_k], minlength=len(slices))
+        for ti, tinfo in enumerate(flat.table):
+            per_tensor[tinfo["name"]] = 1.0 - counts[ti] / tinfo["size"] if tinfo["size"] else 1.0
+        bpp = cp["n_bits"] / n
+        checkpoints.append(SurpCheckpoint(
+            target=cp["target"], sparsity=cp["sparsity"], sparsity_per_tensor=per_tensor, iteration=t_k,
+            n_bits=cp["n_bits"], bpp=bpp, ideal_bpp=ideal / n, distortion=dist, rd_bpp=rd, gap_bpp=bpp - rd,
+            bits=bits, segment=cp["segment"], n_bytes=cp["n_bytes"]))
+    last = checkpoints[-1]
+    n_bits = 8 * len(blob)
+    extra = {"iterations": int(trace.final[0]) if trace.final else last.iteration,
+             "refresh_events": int(trace.ev_t.size), "refreshes": int(trace.ev_c.sum()),
+             "lam_hat": lam_hat, "status": trace.status, "seed": p.seed,
+             "positions_bits": last.bits["positions"], "positions_estimate_bits": last.bits["positions_estimate"]}
+    report = SurpReport(algorithm="sequential", n_params=n, n_bits=n_bits, bpp=n_bits / n, ideal_bpp=last.ideal_bpp,
+                        seconds=time.perf_counter() - t0, checkpoints=tuple(checkpoints), extra=extra)
+    return blob, report
+
+
+def _num(params, key, *, kind=float, positive=True):
+    v = params.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+        raise CorruptStreamError(f"stream header parameter `{key}` is missing or not a number ({v!r}).")
+    if not math.isfinite(v) or (positive and v <= 0) or v < 0:
+        raise CorruptStreamError(f"stream header parameter `{key}` has an invalid value {v!r}.")
+    return kind(v)
+
+
+def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarray:
+    """Replay a sequential stream up to checkpoint ``checkpoint_index``; return û (signed, float64)."""
+    from ..kernels import _surp_cpu as K
+    from .encoder import MAX_RETRIES, max_iterations_for
+    from .reference import _halves, key_base
+
+    n = header["n_params"]
+    prm = header["params"]
+    sf, decay = _num(prm, "sf"), _num(prm, "decay", positive=False)
+    alpha_eff0, lam0 = _num(prm, "alpha_eff0"), _num(prm, "lam_inv0", positive=False)
+    s0, n_active = _num(prm, "s0", positive=False), _num(prm, "n_active", kind=int)
+    every, factor = _num(prm, "refresh_every", kind=int), _num(prm, "refresh_factor")
+    seed = header.get("seed")
+    if not isinstance(seed, int) or not 0 <= seed < 2**63 or decay >= 1 or factor >= 1 or n_active > n:
+        raise CorruptStreamError("stream header has invalid sequential SuRP parameters.")
+    cps = header["checkpoints"]
+    cap = max_iterations_for(n)
+    js, signs, evt, evc = [], [], [], []
+    pos_code, gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode(), AdaptiveIntegerCode()
+    prev_it, prev_nnz, last_ev = 0, 0, -1
+    for k in range(checkpoint_index + 1):
+        it_k, nnz_k = cps[k].get("iteration"), cps[k].get("nnz")
+        if not isinstance(nnz_k, int) or not prev_nnz <= nnz_k <= n or not prev_it <= it_k <= cap:
+            raise CorruptStreamError(f"checkpoint {k} declares an impossible iteration or non-zero count.")
+        if cps[k]["segment"] != k + 1:
+            raise CorruptStreamError(f"checkpoint {k} of a sequential stream must end at segment {k + 1}.")
+        seg = segments[k]
+        if len(seg) < _PRE.size:
+            raise CorruptStreamError(f"segment {k} is shorter than its preamble.")
+        n_it, n_sg, n_ev, lp, ls, le = _PRE.unpack_from(seg, 0)
+        if n_it != it_k - prev_it or n_sg != nnz_k - prev_nnz or n_ev > n_it or _PRE.size + lp + ls + le != len(seg):
+            raise CorruptStreamError(f"segment {k} declares counts or sizes that disagree with the header.")
+        o = _PRE.size
+        pos_b, sign_b, ev_b = seg[o:o + lp], seg[o + lp:o + lp + ls], seg[o + lp + ls:]
+        j = pos_code.decode(n_it, _range_decoder(pos_b)) if n_it else np.zeros(0, np.int64)
+        if j.size and (j.min() < 0 or j.max() >= n):
+            raise CorruptStreamError(f"segment {k}: a decoded position is outside [0, {n}).")
+        js.append(j)
+        signs.append(decode_bernoulli(sign_b, 0.5, n_sg).astype(np.uint8))
+        dec = _range_decoder(ev_b) if n_ev else None
+        gaps = gap_code.decode(n_ev, dec) if n_ev else np.zeros(0, np.int64)
+        cnts = cnt_code.decode(n_ev, dec) + 1 if n_ev else np.zeros(0, np.int64)
+        if n_ev:
+            if gaps.max() > cap or cnts.max() > MAX_RETRIES:
+                raise CorruptStreamError(f"segment {k}: a refresh event is out of range.")
+            ev_t = last_ev + np.cumsum(gaps + 1)
+            if ev_t[0] < prev_it or ev_t[-1] >= it_k:
+                raise CorruptStreamError(f"segment {k}: a refresh event lies outside the segment's iterations.")
+            last_ev = int(ev_t[-1])
+            evt.append(ev_t)
+            evc.append(cnts)
+        prev_it, prev_nnz = it_k, nnz_k
+    j = np.concatenate(js).astype(np.int64)
+    sbits = np.concatenate(signs).astype(np.uint8)
+    ev_t = np.concatenate(evt).astype(np.int64) if evt else np.zeros(0, np.int64)
+    ev_c = np.concatenate(evc).astype(np.int64) if evc else np.zeros(0, np.int64)
+    ahat = np.zeros(n, dtype=np.float64)
+    sgn = np.zeros(n, dtype=np.int8)
+    st_f = np.array([lam0, alpha_eff0, s0], dtype=np.float64)
+    st_i = np.zeros(1, dtype=np.int64)
+    abits, bbits = _halves(n)
+    code = K.seq_decode_run(ahat, sgn, j, sbits, ev_t, ev_c, np.uint64(key_base(seed)), n, abits, bbits, sf, decay,
+                            float(n_active), every, factor, st_f, st_i)
+    if code != 0:
+        raise CorruptStreamError(f"the stream's selections do not replay consistently (code {code}); it is corrupted.")
+    return sgn * ahat
