@@ -145,6 +145,28 @@ def test_lamp_matches_reference_order_and_never_empties(shapes, s, seed, ties):
             assert np.array_equal(m, ref[k])
 
 
+@SETTINGS
+@given(shapes=shapes_st, s=st.floats(0.0, 0.99), seed=st.integers(0, 10**6), ties=st.booleans(),
+       factor=st.sampled_from([0.1, 0.5, 1.0, 2.0]))
+def test_lamp_candidate_sets_are_exact(shapes, s, seed, ties, factor):
+    """LAMP computed on small candidate sets (each layer's largest magnitudes, grown until the cut falls
+    inside them) gives the same mask as LAMP computed on whole layers: a score depends only on the
+    weights above it (THEORY.md §7 definition)."""
+    from ratedist.pruning import allocation
+
+    w = _model(shapes, seed, ties)
+    n = sum(int(np.prod(x)) for x in shapes)
+    if n_keep_for(s, n) < len(shapes):
+        return
+    full = prune(w, method="lamp", sparsity=s)  # layers here are smaller than the default minimum set
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(allocation, "LAMP_MIN_CANDIDATES", 1)
+        mp.setattr(allocation, "LAMP_CANDIDATE_FACTOR", factor)
+        small = prune(w, method="lamp", sparsity=s)
+    for k in full.masks:
+        assert np.array_equal(full.masks[k], small.masks[k])
+
+
 def test_lamp_scores_hand_checked():
     """LAMP scores of [1, 2, 3]: 1/14, 4/13, 9/9 (THEORY.md §7 definition)."""
     s = lamp_scores(np.array([3.0, -1.0, 2.0]))
@@ -404,3 +426,16 @@ def test_cli_prune_writes_pruned_file_and_reports(tmp_path, capsys):
     code = main(["prune", str(src), "-o", str(tmp_path / "x.npz"), "--sparsity", "1.5"])
     assert code == 2 and "`sparsity`" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_benchmark_smoke():
+    """The benchmark runs in quick mode and its fast paths agree with the full-sort references."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pruning.py"
+    spec = importlib.util.spec_from_file_location("bench_pruning", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(quick=True)
+    assert len(rows) == 2 and all(r["passed"] for r in rows)

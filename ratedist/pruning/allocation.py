@@ -203,11 +203,12 @@ def _abs_scores(arr: np.ndarray) -> np.ndarray:
     return a
 
 
-def topk_mask(score: np.ndarray, k: int, *, sorted_score: np.ndarray | None = None) -> np.ndarray:
+def topk_mask(score: np.ndarray, k: int, *, threshold=None) -> np.ndarray:
     """Flat boolean mask of the ``k`` largest entries of ``score`` (ties: smaller index kept).
 
-    Uses a partition (or an already sorted copy) to find the ``k``-th largest
-    value, then keeps everything above it and the first tied entries.
+    Uses a partition to find the ``k``-th largest value (or takes it as
+    ``threshold`` when the caller knows it), then keeps everything above it and
+    the first tied entries.
 
     >>> topk_mask(np.array([3.0, 1.0, 3.0, 2.0, 3.0]), 2).tolist()
     [True, False, True, False, False]
@@ -219,8 +220,8 @@ def topk_mask(score: np.ndarray, k: int, *, sorted_score: np.ndarray | None = No
         return np.zeros(n, dtype=bool)
     if k >= n:
         return np.ones(n, dtype=bool)
-    if sorted_score is not None:
-        t = sorted_score[n - k]
+    if threshold is not None:
+        t = threshold
     else:
         t = np.partition(score, n - k)[n - k]
     mask = score > t
@@ -355,13 +356,57 @@ def lamp_scores(w) -> np.ndarray:
 
 
 def _lamp_sorted(a_sorted: np.ndarray) -> np.ndarray:
-    """LAMP scores of ascending magnitudes (float64; the last one set to 1)."""
-    sq = np.square(a_sorted, dtype=np.float64)
+    """LAMP scores of ascending magnitudes (float64; the last one set to 1).
+
+    Only the weights at or above a position enter its suffix sum, so the scores
+    of the top ``m`` magnitudes of a layer need only those ``m`` values.
+    """
+    sq = a_sorted.astype(np.float64)
+    np.multiply(sq, sq, out=sq)
     suffix = np.cumsum(sq[::-1])[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(suffix > 0, sq / np.where(suffix > 0, suffix, 1.0), 0.0)
+    s = np.zeros_like(sq)
+    np.divide(sq, suffix, out=s, where=suffix > 0)
     s[-1] = 1.0
     return s
+
+
+#: LAMP candidate set: the top ``ceil(LAMP_CANDIDATE_FACTOR * density * n)`` magnitudes of a layer
+#: (at least ``LAMP_MIN_CANDIDATES``), enlarged 4x for a layer whose cut falls outside it.
+LAMP_CANDIDATE_FACTOR = 2.0
+LAMP_MIN_CANDIDATES = 4096
+
+
+def _lamp_counts(mags: list[np.ndarray], n_keep: int):
+    """Per-layer kept counts of LAMP and each layer's magnitude threshold.
+
+    Computes LAMP scores only on a candidate set of each layer's largest
+    magnitudes (found by partition, then sorted): a weight's score depends only
+    on the weights above it, so candidate scores are exact.  The global cut is
+    valid when every truncated layer prunes at least one candidate (then all
+    non-candidates, whose scores are no larger, are pruned too); otherwise the
+    offending layers' candidate sets grow and the cut is redone.
+    """
+    sizes = np.array([a.size for a in mags], dtype=np.int64)
+    density = n_keep / float(sizes.sum())
+    m = np.minimum(sizes, np.maximum(LAMP_MIN_CANDIDATES,
+                                     np.ceil(LAMP_CANDIDATE_FACTOR * density * sizes).astype(np.int64)))
+    tops: list = [None] * len(mags)
+    lamps: list = [None] * len(mags)
+    todo = np.arange(len(mags))
+    while True:
+        for i in todo:
+            a, n, mi = mags[i], int(sizes[i]), int(m[i])
+            top = np.sort(a) if mi >= n else np.sort(np.partition(a, n - mi)[n - mi:])
+            tops[i] = top
+            lamps[i] = _lamp_sorted(top)
+        counts, _ = _cut_counts(lamps, n_keep, presorted=True)
+        bad = np.flatnonzero((m < sizes) & (counts >= m))
+        if bad.size == 0:
+            break
+        m[bad] = np.minimum(sizes[bad], 4 * m[bad])
+        todo = bad
+    thresholds = [top[top.size - c] if 0 < c <= top.size else None for top, c in zip(tops, counts)]
+    return counts, thresholds
 
 
 # ----------------------------------------------------------------------------- main entry
@@ -470,16 +515,9 @@ def prune(weights: Mapping[str, Any], *, method: str = "global", sparsity: float
                 m[np.flatnonzero(score[k] == tau)[:need]] = True
             flat_masks[k] = m
     elif method == "lamp":
-        sorted_abs = {}
-        lamp_sorted = []
-        for k in names:
-            srt = np.sort(score[k])
-            sorted_abs[k] = srt
-            lamp_sorted.append(_lamp_sorted(srt))
-        counts, _ = _cut_counts(lamp_sorted, n_keep, presorted=True)
-        del lamp_sorted
-        for k, c in zip(names, counts):
-            flat_masks[k] = topk_mask(score[k], c, sorted_score=sorted_abs[k])
+        counts, thresholds = _lamp_counts([score[k] for k in names], n_keep)
+        for k, c, t in zip(names, counts, thresholds):
+            flat_masks[k] = topk_mask(score[k], c, threshold=t)
     else:
         if method == "uniform":
             quota = (1.0 - s) * sizes
