@@ -22,6 +22,7 @@ CLAIM_MODULES = [
     "ratedist._refinement_claims",
     "ratedist.rd._claims",
     "ratedist.pruning._claims",
+    "ratedist.surp._parallel_claims",
 ]
 
 

@@ -331,7 +331,7 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
         Target sparsities, each in (0, 1).
     gamma : float
         Threshold decay per round, in (0, 1).
-    backend : {"numpy", "numba", "cuda"}
+    backend : {"auto", "numpy", "numba", "cuda"}
     sizes : sequence of int, optional
         Tensor sizes (for per-tensor sparsity); one tensor by default.
     keep_reconstructions : bool
@@ -343,6 +343,7 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
     taus : ndarray of float64
         The thresholds of the rounds run.
     """
+    backend = resolve_backend(backend, simulator_ok=True)
     a = np.ascontiguousarray(magnitudes, dtype=np.float64)
     neg = np.ascontiguousarray(negative, dtype=bool)
     targets = check_sparsities(sparsity)
