@@ -221,7 +221,7 @@ def _nearest(blocks, codebook, backend):
 
         index = np.empty(blocks.shape[0], dtype=np.int64)
         distance = np.empty(blocks.shape[0], dtype=np.float64)
-        nearest_l1_cpu(blocks, codebook, index, distance)
+        nearest_l1_cpu(blocks, np.ascontiguousarray(codebook.T), index, distance)
         return index, distance
     from .kernels._refine_cuda import nearest_l1_cuda
 

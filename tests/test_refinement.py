@@ -183,3 +183,18 @@ def test_cli_refine_json(capsys):
     assert all(s["distortion"] > s["rd_distortion"] for s in out["stages"])
     assert main(["refine", "--block", "30", "--stages", "2", "--rate", "1", "--json"]) == 2
     assert "`block`" in capsys.readouterr().err
+
+
+def test_benchmark_smoke():
+    """benchmarks/bench_refinement.py runs in quick mode and its kernels agree with the references
+    (speed is not asserted here; see the benchmark)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_refinement.py"
+    spec = importlib.util.spec_from_file_location("bench_refinement", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(quick=True)
+    assert rows and all({"name", "ratio", "target", "passed", "detail"} <= set(r) for r in rows)
+    assert "same indices: 1.0000" in rows[0]["detail"] and rows[1]["passed"]
