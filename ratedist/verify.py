@@ -23,6 +23,8 @@ CLAIM_MODULES = [
     "ratedist.rd._claims",
     "ratedist.pruning._claims",
     "ratedist.surp._parallel_claims",
+    "ratedist.fedpm._claims",
+    "ratedist.compressors._claims",
 ]
 
 

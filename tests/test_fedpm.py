@@ -235,3 +235,26 @@ def test_bad_shapes_and_counts():
         BetaAggregator(3, reset="sometimes")
     with pytest.raises(InvalidShapeError):
         mask_counts(iter([np.full(3, 0.5), np.full(4, 0.5)]), seed=0)
+
+
+def test_cli_fedpm_estimate(capsys):
+    """`ratedist fedpm estimate --json` reports mse, exact error, bound and measured vs formula bits; bad input exits 2."""
+    import json
+
+    from ratedist.cli import main
+
+    assert main(["fedpm", "estimate", "--dim", "2000", "--clients", "4", "--theta-dist", "half", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"mse", "error_exact", "bound", "bpp_measured", "bpp_paper"}
+    assert out["error_exact"] == pytest.approx(out["bound"])  # all θ = ½: equality
+    assert out["bpp_paper"] <= out["bpp_measured"] <= out["bpp_paper"] + 0.1
+    assert main(["fedpm", "estimate", "--dim", "0", "--clients", "3"]) == 2
+    assert "`dim`" in capsys.readouterr().err
+
+
+def test_fedpm_claims_pass():
+    """Every FedPM claim in `ratedist verify` passes."""
+    from ratedist.verify import run_claims
+
+    res = run_claims("fedpm.")
+    assert res and all(r.passed for r in res), [r.id for r in res if not r.passed]
