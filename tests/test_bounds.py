@@ -267,3 +267,18 @@ def test_cli_bound_json(tmp_path, capsys):
     assert out["precondition_holds"] and out["measured"] <= out["induced"] * (1 + REL) <= out["slide"] * (1 + REL)
     assert main(["bound", str(tmp_path / "w.npz"), str(tmp_path / "x.npz"), "--json"]) == 2
     assert "b.weight" in capsys.readouterr().err
+
+
+def test_bound_report_sweep_on_default_model():
+    """analysis/bound_report.py: magnitude pruning of the default model keeps |ŵ| ≤ |w|, so at every
+    sparsity the precondition holds and measured ≤ induced ≤ slide (THEORY.md §2 on a trained net)."""
+    from ratedist.data import default_model
+    from ratedist.scripts import load_script, repo_root
+
+    report = load_script(repo_root() / "analysis" / "bound_report.py")
+    out = report.sparsity_sweep(default_model(), [0.5, 0.9], methods=("magnitude",), restarts=1, steps=10)
+    rows = out["methods"]["magnitude"]
+    assert [round(r["achieved_sparsity"], 2) for r in rows] == [0.5, 0.9]
+    for r in rows:
+        assert r["precondition_holds"] and r["measured"] <= r["induced"] * (1 + REL) <= r["slide"] * (1 + REL)
+    assert rows[0]["induced"] < rows[1]["induced"]
