@@ -304,3 +304,17 @@ def test_real_gpu_stream_equals_cpu_stream():
     cpu = P.encode_parallel(w, [0.9, 0.5], backend="numba")
     dev = P.encode_parallel(w, [0.9, 0.5], backend="cuda")
     assert dev.stream == cpu.stream
+
+
+def test_benchmark_smoke():
+    """Smoke: the benchmark module runs in quick mode and its parallel stream decodes bit-exactly."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_surp_parallel.py"
+    spec = importlib.util.spec_from_file_location("bench_surp_parallel", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.N_QUICK = 50_000
+    rows = mod.main(quick=True)
+    assert rows and "decodes bit-exactly: True" in rows[0]["detail"]

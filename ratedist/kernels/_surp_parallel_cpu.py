@@ -27,6 +27,7 @@ from numba import njit, prange
 
 __all__ = [
     "first_rounds",
+    "min_positive",
     "round_histogram",
     "compact_entering",
     "trajectory_counts",
@@ -38,19 +39,54 @@ __all__ = [
 
 @njit(cache=True, parallel=True)
 def first_rounds(a, taus, out):  # pragma: no cover - compiled
-    """``out[i] = min{t : a[i] > taus[t]}`` or ``taus.size`` if none (taus non-increasing)."""
+    """``out[i] = min{t : a[i] > taus[t]}`` or ``taus.size`` if none.
+
+    ``taus`` is ``taus[0]·γ^t`` built by repeated multiplication (non-increasing).
+    A logarithm gives a guess, which exact comparisons against ``taus`` then
+    correct, so the result is the exact first index whatever the rounding of
+    the logarithm.
+    """
     T = taus.size
+    if T == 0:
+        for i in prange(a.size):
+            out[i] = 0
+        return
+    tau0 = taus[0]
+    inv_log_gamma = 1.0 / np.log(taus[1] / tau0) if T > 1 else -1.0
     for i in prange(a.size):
         x = a[i]
-        lo = 0
-        hi = T
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if x > taus[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        out[i] = lo
+        if not x > taus[T - 1]:
+            out[i] = T
+            continue
+        if x > tau0:
+            out[i] = 0
+            continue
+        g = np.log(x / tau0) * inv_log_gamma  # ≈ t with tau0·γ^t = x
+        t = int(g) if g < T else T - 1
+        if t < 0:
+            t = 0
+        while t > 0 and x > taus[t - 1]:
+            t -= 1
+        while not x > taus[t]:
+            t += 1
+        out[i] = t
+
+
+@njit(cache=True, parallel=True)
+def min_positive(a):  # pragma: no cover - compiled
+    """Smallest strictly positive entry of ``a`` (``inf`` if none)."""
+    n_chunks = 64
+    n = a.size
+    step = (n + n_chunks - 1) // n_chunks
+    part = np.full(n_chunks, np.inf)
+    for c in prange(n_chunks):
+        m = np.inf
+        for i in range(c * step, min(n, (c + 1) * step)):
+            x = a[i]
+            if x > 0.0 and x < m:
+                m = x
+        part[c] = m
+    return part.min()
 
 
 @njit(cache=True, parallel=True)

@@ -351,8 +351,13 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
     tau1, _lam_inv, _sf = initial_threshold(a)
     if not tau1 > 0:
         raise UnreachableTargetError("every weight is zero: no sparsity below 1 can be reached; nothing to encode.")
-    pos = a[a > 0]
-    taus = thresholds(tau1, gamma, floor=float(pos.min()))
+    if backend == "numpy":
+        floor = float(a[a > 0].min())
+    else:
+        from ..kernels._surp_parallel_cpu import min_positive
+
+        floor = float(min_positive(a))
+    taus = thresholds(tau1, gamma, floor=floor)
     if backend == "numpy":
         plan = _plan_reference(a, neg, taus, targets, sizes, keep_reconstructions)
     elif backend == "numba":
