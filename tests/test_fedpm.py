@@ -48,6 +48,17 @@ def test_sample_masks_unbiased(k, d, seed):
     assert np.all(np.abs(mean - theta) <= K_SE * se + 2.0**-24)
 
 
+def test_bernoulli_kernel_matches_reference():
+    """The fused numba sampler equals its NumPy reference bit for bit (odd length, θ at 0 and 1)."""
+    from ratedist.kernels._fedpm_cpu import bernoulli_from_raw, bernoulli_from_raw_reference
+
+    theta = np.concatenate([[0.0, 1.0], np.random.default_rng(0).random(999)])
+    raw = np.random.default_rng(1).bit_generator.random_raw(501)
+    out = np.empty(theta.size, dtype=np.uint8)
+    bernoulli_from_raw(raw, theta, out)
+    assert np.array_equal(out, bernoulli_from_raw_reference(raw, theta)) and out[0] == 0 and out[1] == 1
+
+
 def test_sample_masks_determinism_and_extremes():
     """Same seed, same masks; θ = 0 and θ = 1 give 0 and 1 exactly; the input is not modified."""
     theta = np.array([[0.0, 1.0, 0.3, 0.7]] * 50)

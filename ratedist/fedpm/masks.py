@@ -1,9 +1,11 @@
 """Bernoulli mask sampling m ~ Bern(θ) for a batch of clients (THEORY.md §5).
 
 One code path for NumPy and CuPy: the sample stays on the caller's device.
-Uniforms are drawn in float32 (``P(m = 1) = ⌈θ·2^24⌉ / 2^24``, within
-``2^-24`` of ``θ``; ``θ = 0`` and ``θ = 1`` give exactly 0 and 1) and row by
-row, so a batch never allocates more than one client's worth of uniforms.
+On the host, each entry compares a 32-bit uniform integer u (half of one raw
+64-bit draw of the generator) with θ·2^32, so ``P(m = 1) = ⌈θ·2^32⌉ / 2^32``
+(within 2^-32 of θ; exactly 0 and 1 at θ = 0 and 1), fused in a numba kernel.
+On a CuPy device, float32 uniforms (within 2^-24).  Rows are drawn one after
+another, so a batch never allocates more than one client's worth of randomness.
 """
 
 from __future__ import annotations
@@ -59,7 +61,17 @@ def _generator(xp, seed, rng):
     return xp.random.default_rng(seed)
 
 
+def _raw(gen, n):
+    return gen.bit_generator.random_raw((n + 1) // 2)
+
+
 def _row_sample(xp, gen, row):
+    if xp is np:
+        from ..kernels._fedpm_cpu import bernoulli_from_raw
+
+        out = np.empty(row.shape[0], dtype=np.uint8)
+        bernoulli_from_raw(_raw(gen, row.shape[0]), np.ascontiguousarray(row), out)
+        return out
     u = gen.random(row.shape, dtype=xp.float32)
     return u < row.astype(xp.float32) if row.dtype != xp.float32 else u < row
 
@@ -83,8 +95,8 @@ def sample_masks(theta, *, seed=None, rng=None):
 
     Notes
     -----
-    Uniforms are float32, so ``P(m_i = 1) = ⌈θ_i 2^{24}⌉ / 2^{24}`` (within
-    ``2^{-24}`` of θ_i, exact at 0 and 1).  THEORY.md §5 (uplink).
+    ``P(m_i = 1) = ⌈θ_i 2^{32}⌉ / 2^{32}`` on the host (2^{24} on CuPy),
+    exact at 0 and 1.  THEORY.md §5 (uplink).
 
     Examples
     --------
@@ -155,7 +167,12 @@ def mask_counts(thetas, *, seed=None, rng=None, n_clients: int | None = None):
             row = check_theta(row, f"thetas[{k}]", ndims=(1,))
             if row.shape[0] != d:
                 raise InvalidShapeError(f"client {k} has {row.shape[0]} probabilities but client 0 has {d}; all clients need the same d.")
-        counts += _row_sample(xp, gen, row)
+        if xp is np:
+            from ..kernels._fedpm_cpu import accumulate_bernoulli_from_raw
+
+            accumulate_bernoulli_from_raw(_raw(gen, d), np.ascontiguousarray(row), counts)
+        else:
+            counts += _row_sample(xp, gen, row)
         k += 1
     if counts is None:
         raise InvalidArgumentError("`thetas` holds no client (K = 0); pass at least one client.")

@@ -15,7 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["write_fields", "write_fields_reference", "read_qsgd_tokens", "read_qsgd_tokens_reference"]
+__all__ = [
+    "write_fields",
+    "write_fields_reference",
+    "read_qsgd_tokens",
+    "read_qsgd_tokens_reference",
+    "bernoulli_from_raw",
+    "accumulate_bernoulli_from_raw",
+    "bernoulli_from_raw_reference",
+]
 
 
 @njit(cache=True)
@@ -124,3 +132,34 @@ def read_qsgd_tokens_reference(buf: bytes, nbits: int, nnz: int):
         pos += 1
         out[2].append(gamma())
     return out
+
+
+_TWO32 = 4294967296.0
+
+
+@njit(cache=True)
+def bernoulli_from_raw(raw, theta, out):
+    """out[i] = 1[u_i < θ_i·2^32] with u_i the i-th 32-bit half (low first) of the uint64 ``raw``."""
+    for i in range(theta.shape[0]):
+        w = raw[i >> 1]
+        if i & 1:
+            w = w >> np.uint64(32)
+        u = np.float64(w & np.uint64(0xFFFFFFFF))
+        out[i] = 1 if u < theta[i] * _TWO32 else 0
+
+
+@njit(cache=True)
+def accumulate_bernoulli_from_raw(raw, theta, counts):
+    """counts[i] += 1[u_i < θ_i·2^32] (same draw as :func:`bernoulli_from_raw`)."""
+    for i in range(theta.shape[0]):
+        w = raw[i >> 1]
+        if i & 1:
+            w = w >> np.uint64(32)
+        if np.float64(w & np.uint64(0xFFFFFFFF)) < theta[i] * _TWO32:
+            counts[i] += 1
+
+
+def bernoulli_from_raw_reference(raw, theta):
+    """NumPy reference of :func:`bernoulli_from_raw` (little-endian halves)."""
+    u = np.asarray(raw, dtype="<u8").view("<u4")[: theta.shape[0]].astype(np.float64)
+    return (u < np.asarray(theta, dtype=np.float64) * _TWO32).astype(np.uint8)
