@@ -62,7 +62,8 @@ def _generator(xp, seed, rng):
 
 
 def _raw(gen, n):
-    return gen.bit_generator.random_raw((n + 1) // 2)
+    # full-range uint64 draws (faster than bit_generator.random_raw, which takes a lock per call path)
+    return gen.integers(0, np.iinfo(np.uint64).max, (n + 1) // 2, dtype=np.uint64, endpoint=True)
 
 
 def _row_sample(xp, gen, row):
