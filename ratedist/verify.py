@@ -25,6 +25,7 @@ CLAIM_MODULES = [
     "ratedist.surp._parallel_claims",
     "ratedist.fedpm._claims",
     "ratedist.compressors._claims",
+    "ratedist._repro_claims",
 ]
 
 

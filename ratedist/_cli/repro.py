@@ -1,0 +1,51 @@
+"""``ratedist repro surp|fedpm [--quick] [--seeds N] --out DIR``: reproduce a published table.
+
+Loads ``paper_repro/<name>_table.py`` and runs it: the table is computed on scikit-learn's
+digits with PyTorch on the CPU (the ``torch`` extra), written to ``DIR`` as ``<name>.json``,
+``<name>.md``, ``<name>.png``/``.pdf`` and ``<name>.manifest.json``, and printed beside the
+published numbers of ``paper_repro/expected/<name>.json``.
+"""
+
+from __future__ import annotations
+
+from ..errors import BackendUnavailableError, InvalidArgumentError
+
+__all__ = ["add_parser", "run", "TABLES"]
+
+TABLES = ("surp", "fedpm")
+
+
+def add_parser(sub) -> None:
+    from ..cli import add_json_flag
+
+    p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm)",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning) or fedpm (FedPM vs baselines)")
+    p.add_argument("--quick", action="store_true", help="smoke-test configuration (1 seed, few rounds; < 1 min)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: 3 full, 1 quick)")
+    p.add_argument("--out", required=True, help="output folder")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..scripts import load_script, repo_root
+
+    if args.table not in TABLES:
+        raise InvalidArgumentError(f"`table` must be one of {', '.join(TABLES)}; got {args.table!r}.")
+    if args.seeds is not None and args.seeds < 1:
+        raise InvalidArgumentError(f"`--seeds` must be >= 1, got {args.seeds!r}.")
+    path = repo_root() / "paper_repro" / f"{args.table}_table.py"
+    if not path.exists():
+        raise InvalidArgumentError(
+            f"`table` {args.table!r}: {path} is missing; `ratedist repro` needs a source checkout "
+            "(paper_repro/ is not part of the wheel)."
+        )
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError(
+            "`ratedist repro` trains networks with PyTorch: install the `torch` extra (pip install 'ratedist[torch]')."
+        ) from None
+    mod = load_script(path)
+    return mod.run(quick=args.quick, seeds=args.seeds, out=args.out)
