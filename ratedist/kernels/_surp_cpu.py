@@ -1,11 +1,13 @@
 """Numba kernels of the sequential SuRP codec (private; see :mod:`ratedist.surp`).
 
 Shared randomness: for iteration ``t`` a keyed pseudorandom permutation π_t of
-[0, n) is a 6-half-round Feistel network on 2**nbits ≥ n (halves of
-``nbits - nbits//2`` and ``nbits//2`` bits, round function splitmix64) made a
-permutation of [0, n) by cycle walking.  ``perm_forward(k)`` is the k-th
-element, ``perm_inverse(i)`` the position of ``i``; both cost O(1) expected
-(fewer than 2 Feistel evaluations on average).  The slow NumPy twin lives in
+the domain [0, A·2**b) ⊇ [0, n) (b = ⌊nbits/2⌋, A = ⌈n / 2**b⌉, so the domain
+exceeds n by less than √(2n)) is a 4-half-round mixed-radix Feistel network:
+the high part L ∈ [0, A) is shifted by a keyed hash of R modulo A, the low part
+R ∈ [0, 2**b) is XORed with a keyed hash of L.  Positions whose image is ≥ n
+are simply never eligible, so no cycle walking is needed and both
+``perm_forward(k)`` (the k-th element) and ``perm_inverse(i)`` (the position of
+``i``) cost O(1).  The slow NumPy twin lives in
 :mod:`ratedist.surp.reference`; tests check that both agree.
 
 The encoder kernel keeps the eligible set E = {i : r_i > τ} incrementally:
@@ -30,14 +32,18 @@ __all__ = [
     "N_KEYS",
 ]
 
-N_KEYS = 6
+N_KEYS = 4
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
+_H1 = np.uint64(0xD6E8FEB86659FD93)
+_H2 = np.uint64(0xA3B195354A39B70D)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _TSTEP = np.uint64(0xD1B54A32D192ED03)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_S29 = np.uint64(29)
 _KEY_SHIFT = np.uint64(44)
 _NB = 1 << 19  # buckets: top 20 bits of a positive float64 (sign 0, exponent, 8 mantissa bits)
 
@@ -51,71 +57,115 @@ def mix64(z):
 
 
 @njit(cache=True, inline="always")
-def iteration_keys(key_base, t, keys):
-    kt = mix64(key_base + np.uint64(t) * _TSTEP)
-    for r in range(N_KEYS):
-        keys[r] = mix64(kt + np.uint64(r + 1) * _GOLD)
+def _h(x):
+    """Cheap 64-bit round hash (two multiply–xorshift steps)."""
+    x = x * _H1
+    x = (x ^ (x >> _S32)) * _H2
+    return x ^ (x >> _S29)
 
 
 @njit(cache=True, inline="always")
-def _feistel(x, keys, abits, bbits):
-    ma = (np.uint64(1) << np.uint64(abits)) - np.uint64(1)
+def _feistel(k, keys, big_a, bbits):
     mb = (np.uint64(1) << np.uint64(bbits)) - np.uint64(1)
-    left = np.uint64(x) >> np.uint64(bbits)
-    right = np.uint64(x) & mb
+    ua = np.uint64(big_a)
+    left = np.uint64(k) >> np.uint64(bbits)
+    right = np.uint64(k) & mb
     for r in range(0, N_KEYS, 2):
-        left = (left ^ mix64(right ^ keys[r])) & ma
-        right = (right ^ mix64(left ^ keys[r + 1])) & mb
+        d = ((_h(right ^ keys[r]) >> _S32) * ua) >> _S32
+        left = left + d
+        if left >= ua:
+            left = left - ua
+        right = right ^ (_h(left ^ keys[r + 1]) & mb)
     return np.int64((left << np.uint64(bbits)) | right)
 
 
 @njit(cache=True, inline="always")
-def _feistel_inv(x, keys, abits, bbits):
-    ma = (np.uint64(1) << np.uint64(abits)) - np.uint64(1)
+def _feistel_inv(i, keys, big_a, bbits):
     mb = (np.uint64(1) << np.uint64(bbits)) - np.uint64(1)
-    left = np.uint64(x) >> np.uint64(bbits)
-    right = np.uint64(x) & mb
+    ua = np.uint64(big_a)
+    left = np.uint64(i) >> np.uint64(bbits)
+    right = np.uint64(i) & mb
     for r in range(N_KEYS - 2, -1, -2):
-        right = (right ^ mix64(left ^ keys[r + 1])) & mb
-        left = (left ^ mix64(right ^ keys[r])) & ma
+        right = right ^ (_h(left ^ keys[r + 1]) & mb)
+        d = ((_h(right ^ keys[r]) >> _S32) * ua) >> _S32
+        if left >= d:
+            left = left - d
+        else:
+            left = left + ua - d
     return np.int64((left << np.uint64(bbits)) | right)
 
 
 @njit(cache=True)
-def perm_forward(k, keys, n, abits, bbits):
-    """π_t(k): the k-th element of the permutation (0 <= k < n)."""
-    x = _feistel(k, keys, abits, bbits)
-    while x >= n:
-        x = _feistel(x, keys, abits, bbits)
+def sigma(y, keys, prime, big_a, bbits):
+    """The fixed scramble σ: a permutation of [0, prime) (Feistel + cycle walking)."""
+    x = _feistel(y, keys, big_a, bbits)
+    while x >= prime:
+        x = _feistel(x, keys, big_a, bbits)
     return x
 
 
 @njit(cache=True)
-def perm_inverse(i, keys, n, abits, bbits):
-    """π_t^{-1}(i): the position of index i (0 <= i < n)."""
-    x = _feistel_inv(i, keys, abits, bbits)
-    while x >= n:
-        x = _feistel_inv(x, keys, abits, bbits)
+def sigma_inv(i, keys, prime, big_a, bbits):
+    """σ^{-1}(i)."""
+    x = _feistel_inv(i, keys, big_a, bbits)
+    while x >= prime:
+        x = _feistel_inv(x, keys, big_a, bbits)
     return x
 
 
 @njit(cache=True)
-def perm_forward_many(ks, key_base, t, n, abits, bbits):
-    keys = np.empty(N_KEYS, dtype=np.uint64)
-    iteration_keys(key_base, t, keys)
+def mod_inverse(a, prime):
+    """a^{-1} mod prime (extended Euclid)."""
+    r0, r1 = prime, a
+    s0, s1 = 0, 1
+    while r1 != 0:
+        q = r0 // r1
+        r0, r1 = r1, r0 - q * r1
+        s0, s1 = s1, s0 - q * s1
+    return s0 % prime
+
+
+N_STRIDES = 4096
+
+
+@njit(cache=True)
+def stride_table(key_base, prime, strides, inv_strides):
+    """The N_STRIDES keyed strides a ∈ [1, prime) and their inverses mod prime."""
+    for q in range(strides.size):
+        a = np.int64(mix64(key_base ^ (np.uint64(q + 1) * _C2)) % np.uint64(prime - 1)) + 1
+        strides[q] = a
+        inv_strides[q] = mod_inverse(a, prime)
+
+
+@njit(cache=True, inline="always")
+def affine_key(key_base, t, prime):
+    """Stride slot q_t ∈ [0, N_STRIDES) and offset b_t ∈ [0, prime) of iteration t."""
+    kt = mix64(key_base + np.uint64(t) * _TSTEP)
+    q = np.int64(mix64(kt ^ _GOLD) & np.uint64(N_STRIDES - 1))
+    b = np.int64(mix64(kt + _GOLD) % np.uint64(prime))
+    return q, b
+
+
+@njit(cache=True)
+def perm_forward_many(ks, key_base, t, prime, sig_keys, big_a, bbits, strides):
+    """π_t(k) = σ((a_t k + b_t) mod prime) for an array of positions."""
+    q, b = affine_key(key_base, t, prime)
+    a = strides[q]
     out = np.empty(ks.size, dtype=np.int64)
     for q in range(ks.size):
-        out[q] = perm_forward(ks[q], keys, n, abits, bbits)
+        out[q] = sigma((a * ks[q] + b) % prime, sig_keys, prime, big_a, bbits)
     return out
 
 
 @njit(cache=True)
-def perm_inverse_many(idx, key_base, t, n, abits, bbits):
-    keys = np.empty(N_KEYS, dtype=np.uint64)
-    iteration_keys(key_base, t, keys)
+def perm_inverse_many(idx, key_base, t, prime, sig_keys, big_a, bbits, inv_strides):
+    """π_t^{-1}(i) = (σ^{-1}(i) − b_t) a_t^{-1} mod prime."""
+    q, b = affine_key(key_base, t, prime)
+    ainv = inv_strides[q]
     out = np.empty(idx.size, dtype=np.int64)
     for q in range(idx.size):
-        out[q] = perm_inverse(idx[q], keys, n, abits, bbits)
+        y = sigma_inv(idx[q], sig_keys, prime, big_a, bbits)
+        out[q] = (((y - b) % prime) * ainv) % prime
     return out
 
 
@@ -163,14 +213,16 @@ def _sort_desc(order, lo, hi, r):
 
 
 @njit(cache=True, inline="always")
-def _e_add(i, elist, where, esize):
+def _e_add(i, elist, where, esize, bitmap):
     elist[esize] = i
     where[i] = esize
+    bitmap[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
     return esize + 1
 
 
 @njit(cache=True, inline="always")
-def _e_remove(i, elist, where, esize):
+def _e_remove(i, elist, where, esize, bitmap):
+    bitmap[i >> 6] &= ~(np.uint64(1) << np.uint64(i & 63))
     pos = where[i]
     last = elist[esize - 1]
     elist[pos] = last
@@ -227,7 +279,7 @@ ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER = range
 
 
 @njit(cache=True)
-def _advance(tau, r, order, bstart, elist, where, st_i):
+def _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits):
     """Move every index with residual > tau into E (untouched ones from the sorted order, touched from the heap)."""
     p = st_i[I_P]
     bend = st_i[I_BEND]
@@ -245,13 +297,13 @@ def _advance(tau, r, order, bstart, elist, where, st_i):
                 bend = hi
         i = order[p]
         if r[i] > tau:
-            esize = _e_add(i, elist, where, esize)
+            esize = _e_add(sigma_inv(i, sk, prime, big_a, bbits), elist, where, esize, bitmap)
             p += 1
         else:
             break
     while h > 0 and r[order[0]] > tau:
         i, h = _heap_pop(order, h, r)
-        esize = _e_add(i, elist, where, esize)
+        esize = _e_add(sigma_inv(i, sk, prime, big_a, bbits), elist, where, esize, bitmap)
     st_i[I_P] = p
     st_i[I_BEND] = bend
     st_i[I_BQ] = bq
@@ -260,7 +312,8 @@ def _advance(tau, r, order, bstart, elist, where, st_i):
 
 
 @njit(cache=True)
-def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n, abits, bbits,
+def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key_base, n, prime, sk, strides,
+                   inv_strides, big_a, bbits,
                    sf, decay, n_active, refresh_every, refresh_factor, max_retries, max_iter, stop_nnz,
                    out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts):
     """Run sequential SuRP iterations until nnz reaches ``stop_nnz`` or an output array is full.
@@ -269,7 +322,6 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n
     :func:`ratedist.surp.reference.run_reference`.  ``counts`` receives
     (iterations written, refresh events written); returns a status code.
     """
-    keys = np.empty(N_KEYS, dtype=np.uint64)
     cap = out_j.size
     ecap = ev_t.size
     k_out = 0
@@ -277,7 +329,7 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n
     status = ST_FULL
     if st_i[I_STARTED] == 0:
         st_f[F_TAU] = st_f[F_LAM] * sf
-        _advance(st_f[F_TAU], r, order, bstart, elist, where, st_i)
+        _advance(st_f[F_TAU], r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
         st_i[I_STARTED] = 1
     while True:
         if st_i[I_NNZ] >= stop_nnz:
@@ -310,7 +362,7 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n
             if not (tau > 0.0):
                 bad = ST_NONPOSITIVE
                 break
-            _advance(tau, r, order, bstart, elist, where, st_i)
+            _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
         if bad >= 0:
             status = bad
             break
@@ -320,25 +372,29 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n
             ev_c[k_ev] = c
             k_ev += 1
         esize = st_i[I_ESIZE]
-        iteration_keys(key_base, t, keys)
-        if esize * esize <= 4 * n:
-            best = n
-            m = -1
+        qs, b = affine_key(key_base, t, prime)
+        a = strides[qs]
+        if esize * esize <= n // 4:
+            ainv = inv_strides[qs]
+            best = prime
+            ym = -1
             for q in range(esize):
-                i = elist[q]
-                pos = perm_inverse(i, keys, n, abits, bbits)
+                y = elist[q]
+                pos = (((y - b) % prime) * ainv) % prime
                 if pos < best:
                     best = pos
-                    m = i
+                    ym = y
             j = best
         else:
             j = 0
-            while True:
-                i = perm_forward(j, keys, n, abits, bbits)
-                if where[i] >= 0:
-                    m = i
-                    break
+            y = b
+            while not (bitmap[y >> 6] >> np.uint64(y & 63)) & np.uint64(1):
+                y += a
+                if y >= prime:
+                    y -= prime
                 j += 1
+            ym = y
+        m = sigma(ym, sk, prime, big_a, bbits)
         out_j[k_out] = j
         out_m[k_out] = m
         out_e[k_out] = esize
@@ -357,18 +413,18 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, key_base, n
         tau = st_f[F_LAM] * sf
         st_f[F_TAU] = tau
         if not (r[m] > tau):
-            esize = _e_remove(m, elist, where, st_i[I_ESIZE])
+            esize = _e_remove(ym, elist, where, st_i[I_ESIZE], bitmap)
             st_i[I_ESIZE] = esize
             if r[m] > 0.0:
                 st_i[I_HEAP] = _heap_push(order, st_i[I_HEAP], m, r)
-        _advance(tau, r, order, bstart, elist, where, st_i)
+        _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
     counts[0] = k_out
     counts[1] = k_ev
     return status
 
 
 @njit(cache=True)
-def seq_decode_run(ahat, sgn, j, new_signs, ev_t, ev_c, key_base, n, abits, bbits, sf, decay, n_active,
+def seq_decode_run(ahat, sgn, j, new_signs, ev_t, ev_c, key_base, n, prime, sk, strides, big_a, bbits, sf, decay, n_active,
                    refresh_every, refresh_factor, st_f, st_i):
     """Replay the thresholds and selections: ``ahat[π_t(j_t)] += τ_t``.
 
@@ -377,7 +433,6 @@ def seq_decode_run(ahat, sgn, j, new_signs, ev_t, ev_c, key_base, n, abits, bbit
     (refresh counter).  Returns 0, or a negative code on inconsistent data
     (never writes out of bounds).
     """
-    keys = np.empty(N_KEYS, dtype=np.uint64)
     lam = st_f[0]
     alpha_eff = st_f[1]
     s = st_f[2]
@@ -394,10 +449,10 @@ def seq_decode_run(ahat, sgn, j, new_signs, ev_t, ev_c, key_base, n, abits, bbit
                 lam = alpha_eff * (s / n_active)
             e += 1
         tau = lam * sf
-        if not (tau > 0.0) or j[t] < 0 or j[t] >= n:
+        if not (tau > 0.0) or j[t] < 0 or j[t] >= prime:
             return -1
-        iteration_keys(key_base, t, keys)
-        m = perm_forward(j[t], keys, n, abits, bbits)
+        qs, b = affine_key(key_base, t, prime)
+        m = sigma((strides[qs] * j[t] + b) % prime, sk, prime, big_a, bbits)
         if m < 0 or m >= n:
             return -2
         if ahat[m] == 0.0:

@@ -109,6 +109,16 @@ def max_iterations_for(n: int) -> int:
     return 64 * int(n) + (1 << 20)
 
 
+def _strides(perms):
+    """Stride table and inverses, computed in numba (same values as ``perms.stride_arrays()``)."""
+    from ..kernels import _surp_cpu as K
+
+    a = np.empty(K.N_STRIDES, dtype=np.int64)
+    inv = np.empty(K.N_STRIDES, dtype=np.int64)
+    K.stride_table(np.uint64(perms.base), perms.prime, a, inv)
+    return a, inv
+
+
 _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries", 5: "max_iterations"}
 
 
@@ -119,7 +129,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     ``snapshot(ahat)`` is called at each reached checkpoint when given.
     """
     from ..kernels import _surp_cpu as K
-    from .reference import _halves, key_base
+    from .reference import Permutations
 
     n = a.size
     r = a.copy()
@@ -128,13 +138,17 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     bstart = np.empty(K._NB + 1, dtype=np.int64)
     npos = K.bucket_sort_init(r, order, bstart)
     elist = np.empty(max(npos, 1), dtype=np.int32)
-    where = np.full(n, -1, dtype=np.int32)
+    perms = Permutations(n, p.seed)
+    prime = perms.prime
+    where = np.full(prime, -1, dtype=np.int32)
+    bitmap = np.zeros((prime + 63) // 64, dtype=np.uint64)
+    sk = np.array(perms.sigma_keys, dtype=np.uint64)
+    strides, inv_strides = _strides(perms)
     st_i = np.zeros(10, dtype=np.int64)
     st_i[K.I_BQ] = -1
     st_i[K.I_NPOS] = npos
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
-    abits, bbits = _halves(n)
-    kb = np.uint64(key_base(p.seed))
+    kb = np.uint64(perms.base)
     chunks, evs, cps = [], [], []
     counts = np.zeros(2, dtype=np.int64)
     status = "target"
@@ -154,7 +168,9 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
                 on = np.empty(cap, np.uint8)
                 et = np.empty(cap, np.int64)
                 ec = np.empty(cap, np.int64)
-                code = K.seq_encode_run(r, ahat, order, bstart, elist, where, st_i, st_f, kb, n, abits, bbits,
+                code = K.seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, kb, n, prime, sk,
+                                        strides, inv_strides,
+                                        perms.big_a, perms.bbits,
                                         p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
                                         max_retries, max_iterations, target, oj, om, oe, ot, on, et, ec, counts)
                 k, ke = int(counts[0]), int(counts[1])

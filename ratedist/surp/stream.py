@@ -281,8 +281,8 @@ def _num(params, key, *, kind=float, positive=True):
 def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarray:
     """Replay a sequential stream up to checkpoint ``checkpoint_index``; return û (signed, float64)."""
     from ..kernels import _surp_cpu as K
-    from .encoder import MAX_RETRIES, max_iterations_for
-    from .reference import _halves, key_base
+    from .encoder import MAX_RETRIES, _strides, max_iterations_for
+    from .reference import Permutations
 
     n = header["n_params"]
     prm = header["params"]
@@ -295,6 +295,10 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
         raise CorruptStreamError("stream header has invalid sequential SuRP parameters.")
     cps = header["checkpoints"]
     cap = max_iterations_for(n)
+    if not isinstance(header.get("seed"), int) or not 0 <= header["seed"] < 2**63:
+        raise CorruptStreamError("stream header has an invalid `seed`.")
+    perms = Permutations(n, seed)
+    domain = perms.prime
     js, signs, evt, evc = [], [], [], []
     pos_code, gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode(), AdaptiveIntegerCode()
     prev_it, prev_nnz, last_ev = 0, 0, -1
@@ -313,8 +317,8 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
         o = _PRE.size
         pos_b, sign_b, ev_b = seg[o:o + lp], seg[o + lp:o + lp + ls], seg[o + lp + ls:]
         j = pos_code.decode(n_it, _range_decoder(pos_b)) if n_it else np.zeros(0, np.int64)
-        if j.size and (j.min() < 0 or j.max() >= n):
-            raise CorruptStreamError(f"segment {k}: a decoded position is outside [0, {n}).")
+        if j.size and (j.min() < 0 or j.max() >= domain):
+            raise CorruptStreamError(f"segment {k}: a decoded position is outside [0, {domain}).")
         js.append(j)
         signs.append(decode_bernoulli(sign_b, 0.5, n_sg).astype(np.uint8))
         dec = _range_decoder(ev_b) if n_ev else None
@@ -338,8 +342,8 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
     sgn = np.zeros(n, dtype=np.int8)
     st_f = np.array([lam0, alpha_eff0, s0], dtype=np.float64)
     st_i = np.zeros(1, dtype=np.int64)
-    abits, bbits = _halves(n)
-    code = K.seq_decode_run(ahat, sgn, j, sbits, ev_t, ev_c, np.uint64(key_base(seed)), n, abits, bbits, sf, decay,
+    code = K.seq_decode_run(ahat, sgn, j, sbits, ev_t, ev_c, np.uint64(perms.base), n, perms.prime,
+                            np.array(perms.sigma_keys, dtype=np.uint64), _strides(perms)[0], perms.big_a, perms.bbits, sf, decay,
                             float(n_active), every, factor, st_f, st_i)
     if code != 0:
         raise CorruptStreamError(f"the stream's selections do not replay consistently (code {code}); it is corrupted.")
