@@ -4,17 +4,22 @@ Container header: see :mod:`ratedist.surp.decoder`.  One segment per checkpoint
 interval; segment k holds iterations ``[it_{k-1}, it_k)``::
 
     preamble  "<QQQIII": n_iter, n_signs, n_events, bytes of positions, signs, refreshes
-    positions constriction range-coded j_t (adaptive integer code, below)
+    positions constriction range-coded j_t (block parameters, symbols, low bits; below)
     signs     one Bernoulli(1/2) bit per index that becomes non-zero (1 = negative)
     refreshes adaptive integer codes of (iteration gap − 1, retry count − 1) per refresh event
 
-Adaptive integer code (Elias-gamma-like): v ≥ 0, w = v + 1; w < 8 is the symbol
+Integer code (Elias-gamma-like): v ≥ 0, w = v + 1; w < 8 is the symbol
 w − 1; otherwise e = ⌊log2 w⌋ and the symbol is 7 + 4(e − 3) + (the two bits
 after the leading one), followed by the e − 2 remaining low bits coded
-uniformly (chunks of at most 16 bits).  The symbol is coded with a categorical
-model whose counts both sides update after every block of symbols (blocks of
-64, 64, 128, … up to 4096 symbols; counts decay by ``_RHO`` per block), so the
-decoder never needs |E_t|.
+uniformly (chunks of at most 16 bits).
+
+Positions (the decoder cannot know |E_t|): iterations are cut into blocks (at
+most 512 iterations, a new block at every refresh event, where |E| jumps);
+each block sends q = round(8 log2 mean(j + 1)) (adaptively coded deltas) and
+its symbols are coded under the Geometric(2**(−q/8)) law, which is the shape of
+j_t (THEORY.md §4c).  Refresh gaps and counts use a categorical model whose
+counts both sides update after every block of symbols (blocks of 64, 64, 128,
+… up to 4096 symbols; counts decay by ``_RHO`` per block).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli,
 from ..errors import CorruptStreamError
 from .report import SurpCheckpoint, SurpReport, geometric_entropy_bits, laplace_lam_hat, rd_bits_per_param
 
-__all__ = ["AdaptiveIntegerCode", "build_sequential_stream", "decode_sequential", "integer_symbols"]
+__all__ = ["AdaptiveIntegerCode", "PositionCode", "geometric_symbol_probs", "build_sequential_stream", "decode_sequential", "integer_symbols"]
 
 _PRE = struct.Struct("<QQQIII")
 _K = 7 + 4 * 61  # alphabet of the adaptive symbol (values below 2**63)
@@ -152,18 +157,121 @@ class AdaptiveIntegerCode:
             raise
         except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
             raise CorruptStreamError(f"entropy-coded payload does not decode: {exc}") from None
-        # reassemble the low bits
-        hi_bits = np.maximum(nlow - _CHUNK, 0)
-        lo_bits = np.minimum(nlow, _CHUNK)
-        has_hi, has_lo = hi_bits > 0, lo_bits > 0
-        n_chunks = has_hi.astype(np.int64) + has_lo
-        pos = np.cumsum(n_chunks) - n_chunks
-        low = np.zeros(count, dtype=np.int64)
-        low[has_hi] = chunks[pos[has_hi]] << _CHUNK
-        low[has_lo] |= chunks[pos[has_lo] + has_hi[has_lo]]
-        w = np.where(sym >= 7, (np.left_shift(np.int64(1), e)) | (((sym.astype(np.int64) - 7) & 3) << np.maximum(e - 2, 0)) | low,
-                     sym.astype(np.int64) + 1)
-        return w - 1
+        return _assemble(sym, e, nlow, chunks)
+
+
+_BLK = 512  # iterations per position block (blocks also start at every refresh event)
+_QS = 8  # the block's geometric parameter is p = 2**(-q/_QS)
+_QMAX = 8 * 40
+_GEOM_CACHE: dict = {}
+
+
+def _alphabet(domain: int) -> int:
+    """Number of symbols needed for w = j + 1 ≤ domain."""
+    e = max(int(domain).bit_length() - 1, 2)
+    return 7 + 4 * (e - 2)
+
+
+def geometric_symbol_probs(q: int, k: int) -> np.ndarray:
+    """Masses of the k integer-code symbols under w ~ Geometric(p = 2**(-q/8)) on {1, 2, ...}."""
+    key = (q, k)
+    if key not in _GEOM_CACHE:
+        p = min(2.0 ** (-q / _QS), 1.0 - 1e-12)
+        s = np.arange(k, dtype=np.int64)
+        e = np.where(s >= 7, (s - 7) // 4 + 3, 0)
+        lo = np.where(s >= 7, (np.left_shift(np.int64(1), e)) + ((s - 7) % 4) * np.left_shift(np.int64(1), np.maximum(e - 2, 0)), s + 1)
+        hi = np.where(s >= 7, lo + np.left_shift(np.int64(1), np.maximum(e - 2, 0)), s + 2)
+        lg = math.log1p(-p)
+        mass = np.exp((lo - 1) * lg) - np.exp((hi - 1) * lg)
+        _GEOM_CACHE[key] = np.maximum(mass, 0.0)
+    return _GEOM_CACHE[key]
+
+
+def _blocks(t0: int, t1: int, ev_t: np.ndarray) -> np.ndarray:
+    """Block starts in [t0, t1): multiples of _BLK and refresh-event iterations; returns starts + [t1]."""
+    if t1 <= t0:
+        return np.array([t0], dtype=np.int64)
+    grid = np.arange((t0 + _BLK - 1) // _BLK * _BLK, t1, _BLK, dtype=np.int64)
+    starts = np.union1d(np.concatenate([[t0], grid, ev_t[(ev_t >= t0) & (ev_t < t1)]]), [])
+    return np.concatenate([starts.astype(np.int64), [t1]])
+
+
+class PositionCode:
+    """Positions j_t: per block a quantized geometric parameter (forward-adaptive side information,
+    coded as adaptive deltas), then the block's integer-code symbols under that geometric law and
+    the low bits uniformly.  Both sides keep the same state across segments."""
+
+    def __init__(self, domain: int):
+        self.k = _alphabet(domain)
+        self.q_code = AdaptiveIntegerCode()
+        self.q_prev = 0
+
+    def encode(self, j: np.ndarray, t0: int, ev_t: np.ndarray, enc) -> None:
+        bounds = _blocks(t0, t0 + j.size, ev_t)
+        qs = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            mean_w = float(np.mean(j[lo - t0:hi - t0])) + 1.0
+            qs.append(min(max(int(round(_QS * math.log2(mean_w))), 0), _QMAX))
+        qs = np.asarray(qs, dtype=np.int64)
+        deltas = np.diff(np.concatenate([[self.q_prev], qs]))
+        self.q_code.encode(np.where(deltas >= 0, 2 * deltas, -2 * deltas - 1), enc)
+        if qs.size:
+            self.q_prev = int(qs[-1])
+        sym, nlow, low = integer_symbols(j)
+        if np.any(sym >= self.k):
+            raise AssertionError("position outside the permutation domain")
+        model = _constriction().stream.model
+        for (lo, hi), q in zip(zip(bounds[:-1], bounds[1:]), qs):
+            if hi > lo:
+                enc.encode(np.ascontiguousarray(sym[lo - t0:hi - t0]),
+                           model.Categorical(geometric_symbol_probs(int(q), self.k), perfect=False))
+        vals, sizes = _chunks(nlow, low)
+        if vals.size:
+            enc.encode(vals, model.Uniform(), sizes)
+
+    def decode(self, count: int, t0: int, ev_t: np.ndarray, dec) -> np.ndarray:
+        bounds = _blocks(t0, t0 + count, ev_t)
+        nb = bounds.size - 1
+        zz = self.q_code.decode(nb, dec) if nb else np.zeros(0, np.int64)
+        deltas = np.where(zz % 2 == 0, zz // 2, -(zz + 1) // 2)
+        qs = self.q_prev + np.cumsum(deltas)
+        if qs.size and (qs.min() < 0 or qs.max() > _QMAX):
+            raise CorruptStreamError("a position block declares an impossible parameter; the stream is corrupted.")
+        if qs.size:
+            self.q_prev = int(qs[-1])
+        model = _constriction().stream.model
+        sym = np.empty(count, dtype=np.int32)
+        try:
+            for (lo, hi), q in zip(zip(bounds[:-1], bounds[1:]), qs):
+                if hi > lo:
+                    sym[lo - t0:hi - t0] = dec.decode(
+                        model.Categorical(geometric_symbol_probs(int(q), self.k), perfect=False), int(hi - lo))
+            e, nlow = _symbols_to_values(sym)
+            vals, sizes = _chunks(nlow, np.zeros(count, dtype=np.int64))
+            chunks = np.asarray(dec.decode(model.Uniform(), sizes), dtype=np.int64) if sizes.size \
+                else np.zeros(0, dtype=np.int64)
+        except CorruptStreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
+            raise CorruptStreamError(f"position payload does not decode: {exc}") from None
+        if sym.size and (sym.min() < 0 or sym.max() >= self.k):
+            raise CorruptStreamError("a decoded position symbol is out of range; the stream is corrupted.")
+        return _assemble(sym, e, nlow, chunks)
+
+
+def _assemble(sym, e, nlow, chunks):
+    count = sym.size
+    hi_bits = np.maximum(nlow - _CHUNK, 0)
+    lo_bits = np.minimum(nlow, _CHUNK)
+    has_hi, has_lo = hi_bits > 0, lo_bits > 0
+    n_chunks = has_hi.astype(np.int64) + has_lo
+    pos = np.cumsum(n_chunks) - n_chunks
+    low = np.zeros(count, dtype=np.int64)
+    low[has_hi] = chunks[pos[has_hi]] << _CHUNK
+    low[has_lo] |= chunks[pos[has_lo] + has_hi[has_lo]]
+    s64 = sym.astype(np.int64)
+    w = np.where(s64 >= 7, (np.left_shift(np.int64(1), e)) | (((s64 - 7) & 3) << np.maximum(e - 2, 0)) | low, s64 + 1)
+    return w - 1
 
 
 def _range_encoder():
@@ -190,12 +298,15 @@ def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None):
     n = flat.n
     new_idx = trace.m[trace.new]
     sign_bits = (flat.signs[new_idx] < 0).astype(np.int32)
-    pos_code, gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode(), AdaptiveIntegerCode()
+    from .reference import next_prime
+
+    pos_code = PositionCode(next_prime(n))
+    gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode()
     last_ev = -1
     payloads, parts = [], []
     for it_sl, sg_sl, ev_sl in _segments(trace, trace.checkpoints):
         enc = _range_encoder()
-        pos_code.encode(trace.j[it_sl], enc)
+        pos_code.encode(trace.j[it_sl], it_sl.start, trace.ev_t[ev_sl], enc)
         pos_bytes = words_to_bytes(enc.get_compressed())
         sign_bytes = encode_bernoulli(sign_bits[sg_sl], 0.5)
         ev_t = trace.ev_t[ev_sl]
@@ -300,7 +411,8 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
     perms = Permutations(n, seed)
     domain = perms.prime
     js, signs, evt, evc = [], [], [], []
-    pos_code, gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode(), AdaptiveIntegerCode()
+    pos_code = PositionCode(domain)
+    gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode()
     prev_it, prev_nnz, last_ev = 0, 0, -1
     for k in range(checkpoint_index + 1):
         it_k, nnz_k = cps[k].get("iteration"), cps[k].get("nnz")
@@ -316,14 +428,11 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
             raise CorruptStreamError(f"segment {k} declares counts or sizes that disagree with the header.")
         o = _PRE.size
         pos_b, sign_b, ev_b = seg[o:o + lp], seg[o + lp:o + lp + ls], seg[o + lp + ls:]
-        j = pos_code.decode(n_it, _range_decoder(pos_b)) if n_it else np.zeros(0, np.int64)
-        if j.size and (j.min() < 0 or j.max() >= domain):
-            raise CorruptStreamError(f"segment {k}: a decoded position is outside [0, {domain}).")
-        js.append(j)
         signs.append(decode_bernoulli(sign_b, 0.5, n_sg).astype(np.uint8))
         dec = _range_decoder(ev_b) if n_ev else None
         gaps = gap_code.decode(n_ev, dec) if n_ev else np.zeros(0, np.int64)
         cnts = cnt_code.decode(n_ev, dec) + 1 if n_ev else np.zeros(0, np.int64)
+        ev_t = np.zeros(0, np.int64)
         if n_ev:
             if gaps.max() > cap or cnts.max() > MAX_RETRIES:
                 raise CorruptStreamError(f"segment {k}: a refresh event is out of range.")
@@ -333,6 +442,10 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
             last_ev = int(ev_t[-1])
             evt.append(ev_t)
             evc.append(cnts)
+        j = pos_code.decode(n_it, prev_it, ev_t, _range_decoder(pos_b)) if n_it else np.zeros(0, np.int64)
+        if j.size and (j.min() < 0 or j.max() >= domain):
+            raise CorruptStreamError(f"segment {k}: a decoded position is outside [0, {domain}).")
+        js.append(j)
         prev_it, prev_nnz = it_k, nnz_k
     j = np.concatenate(js).astype(np.int64)
     sbits = np.concatenate(signs).astype(np.uint8)
