@@ -23,6 +23,7 @@ CLAIM_MODULES = [
     "ratedist.rd._claims",
     "ratedist.pruning._claims",
     "ratedist.surp._parallel_claims",
+    "ratedist.surp._claims",
     "ratedist.fedpm._claims",
     "ratedist.compressors._claims",
     "ratedist._repro_claims",

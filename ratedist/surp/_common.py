@@ -151,6 +151,7 @@ def unflatten(u_hat: np.ndarray, table: Sequence[dict]) -> dict[str, np.ndarray]
     for t in table:
         size = int(t["size"])
         seg = np.asarray(u_hat[pos:pos + size], dtype=np.float64) * float(t["norm"])
+        seg += 0.0  # -0.0 -> +0.0, so that equal reconstructions are equal bit for bit
         dtype = np.dtype(t["dtype"])
         if dtype.kind in "iu":
             seg = np.rint(seg)
