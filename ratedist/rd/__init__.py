@@ -1,5 +1,12 @@
 """Rate-distortion theory: closed forms, test channels, Shannon lower bound, Blahut–Arimoto."""
 
+from .blahut_arimoto import (
+    BAResult,
+    blahut_arimoto,
+    blahut_arimoto_grid,
+    rate_at_distortion,
+    rate_at_distortion_grid,
+)
 from .channel import (
     LaplaceFit,
     LaplaceReproductionLaw,
@@ -8,6 +15,13 @@ from .channel import (
     laplace_reproduction_law,
     sample_laplace_test_channel,
     shannon_lower_bound,
+)
+from .discretize import (
+    Discretization,
+    discretize_empirical,
+    discretize_gaussian,
+    discretize_laplace,
+    uniform_grid,
 )
 from .closed import (
     binary_entropy,
@@ -20,6 +34,16 @@ from .closed import (
 )
 
 __all__ = [
+    "BAResult",
+    "Discretization",
+    "blahut_arimoto",
+    "blahut_arimoto_grid",
+    "discretize_empirical",
+    "discretize_gaussian",
+    "discretize_laplace",
+    "rate_at_distortion",
+    "rate_at_distortion_grid",
+    "uniform_grid",
     "LaplaceFit",
     "LaplaceReproductionLaw",
     "binary_entropy",
