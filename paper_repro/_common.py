@@ -49,7 +49,10 @@ __all__ = [
     "pairwise_orderings",
     "compare_orderings",
     "DataSplit",
+    "VERDICTS",
 ]
+
+VERDICTS = ("agrees", "agrees where resolved", "mixed", "disagrees", "within noise", "n/a")
 
 MODELS = ("mlp", "cnn")
 
@@ -245,9 +248,15 @@ def compare_orderings(pairs: Sequence[tuple[str, str]], ours: Mapping[str, Seque
     *disagrees* when mean_b > mean_a by the margin, and is a *tie* otherwise.  The margin is
     ``k_sigma`` times the combined seed-to-seed standard deviation, and at least the binomial
     standard error of a difference of two accuracies on ``n_test`` test images (so that a single
-    seed does not turn one test image into a verdict).  The verdict of a
-    pair is ``agrees`` if every column agrees, ``disagrees`` if any column disagrees, else
-    ``inconclusive``.
+    seed does not turn one test image into a verdict).  The verdict of a pair over its
+    columns (n/a columns, where a method has no result, are left out):
+
+    ``agrees``           every column agrees;
+    ``agrees where resolved``  some agree, the others are ties, none disagrees;
+    ``mixed``            some columns agree and some disagree;
+    ``disagrees``        some disagree, none agrees;
+    ``within noise``     every column is a tie;
+    ``n/a``              no column has both methods.
     """
     out = []
     for a, b in pairs:
@@ -268,14 +277,22 @@ def compare_orderings(pairs: Sequence[tuple[str, str]], ours: Mapping[str, Seque
                 cols.append("disagree")
             else:
                 cols.append("tie")
-        valid = [c for c in cols if c != "n/a"]
-        if valid and all(c == "agree" for c in valid):
+        n_agree, n_dis = cols.count("agree"), cols.count("disagree")
+        n_valid = len(cols) - cols.count("n/a")
+        if n_valid == 0:
+            verdict = "n/a"
+        elif n_agree == n_valid:
             verdict = "agrees"
-        elif any(c == "disagree" for c in valid):
+        elif n_agree and not n_dis:
+            verdict = "agrees where resolved"
+        elif n_agree and n_dis:
+            verdict = "mixed"
+        elif n_dis:
             verdict = "disagrees"
         else:
-            verdict = "inconclusive"
-        out.append({"paper": f"{a} > {b}", "columns": cols, "verdict": verdict})
+            verdict = "within noise"
+        out.append({"paper": f"{a} > {b}", "columns": cols, "verdict": verdict,
+                    "n_agree": n_agree, "n_disagree": n_dis, "n_tie": cols.count("tie"), "n_columns": n_valid})
     return out
 
 

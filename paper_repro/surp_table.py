@@ -192,6 +192,8 @@ def _aggregate(runs: list[dict], cfg: Config) -> dict:
                 sp = C.mean_std([rec.get("sparsity", math.nan) for rec in recs])
                 bpp = C.mean_std([rec.get("bpp", math.nan) for rec in recs])
                 errs = sorted({rec["error"] for rec in recs if "error" in rec})
+                if not recs:  # every seed stopped earlier (unreachable sparsity): carry the reason
+                    errs = sorted({rec["error"] for r in mr for rec in r["methods"][method] if "error" in rec})
                 cols[str(k)] = {"k": k, "target_sparsity": cfg.sparsity(k), "accuracy_mean": acc[0],
                                 "accuracy_std": acc[1], "sparsity_mean": sp[0], "bpp_mean": bpp[0],
                                 "bpp_std": bpp[1], "n_seeds": sum(1 for rec in recs if "error" not in rec),
@@ -225,7 +227,12 @@ def _ordering_check(agg: dict, cfg: Config, expected: dict) -> dict:
 def compute(cfg: Config) -> dict:
     """Run every model × seed and aggregate; plain data (no matplotlib)."""
     t0 = time.perf_counter()
-    runs = [run_one(model, seed, cfg) for model in cfg.models for seed in cfg.seeds]
+    runs = []
+    for model in cfg.models:
+        for seed in cfg.seeds:
+            t1 = time.perf_counter()
+            runs.append(run_one(model, seed, cfg))
+            print(f"[surp] {model} seed {seed}: {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
     agg = _aggregate(runs, cfg)
     expected = C.load_expected(NAME)
     return {"name": NAME, "config": asdict(cfg), "aggregate": agg, "orderings": _ordering_check(agg, cfg, expected),
@@ -277,13 +284,15 @@ def make_table(data: dict) -> str:
     o = data["orderings"]
     lines += ["## Do the paper's orderings hold here?", "", o["rule"] + ".", ""]
     for model, checks in o["by_model"].items():
-        rows = [[c["paper"], c["verdict"], ", ".join(c["columns"])] for c in checks]
-        lines += [f"### {model}", "", C.markdown_table(["published ordering", "ours", "per column"], rows), ""]
-        agree = [c["paper"] for c in checks if c["verdict"] == "agrees"]
-        dis = [c["paper"] for c in checks if c["verdict"] == "disagrees"]
-        inc = [c["paper"] for c in checks if c["verdict"] == "inconclusive"]
-        lines += [f"Agree: {', '.join(agree) or 'none'}. Disagree: {', '.join(dis) or 'none'}. "
-                  f"Inconclusive (within noise): {', '.join(inc) or 'none'}.", ""]
+        rows = [[c["paper"], c["verdict"], f"{c['n_agree']}/{c['n_tie']}/{c['n_disagree']}", ", ".join(c["columns"])]
+                for c in checks]
+        lines += [f"### {model}", "", C.markdown_table(["published ordering", "ours", "agree/tie/disagree",
+                                                         "per column"], rows), ""]
+        for verdict in C.VERDICTS:
+            hits = [c["paper"] for c in checks if c["verdict"] == verdict]
+            if hits:
+                lines.append(f"- {verdict}: {', '.join(hits)}")
+        lines.append("")
     lines += ["## Notes", "",
               "- Sparsity counts every parameter; the networks are bias-free, so every parameter is a "
               "prunable weight (the paper's LAMP rows count conv/linear weights only, SuRP's code all "
@@ -311,17 +320,22 @@ def plot(data: dict):
             pts = [c for c in a["table"][m].values() if c["n_seeds"] > 0]
             if not pts:
                 continue
-            x = np.array([100 * c["sparsity_mean"] for c in pts])
+            x = np.array([100 * (1 - c["sparsity_mean"]) for c in pts])  # weights remaining, %
             y = np.array([100 * c["accuracy_mean"] for c in pts])
             e = np.array([100 * c["accuracy_std"] for c in pts])
             label = m
             if any(c["errors"] for c in a["table"][m].values()):
-                label += f" (unreachable beyond {x.max():.0f} %)"
+                label += f" (stops at {100 - x.min():.1f} %)"
             ax.errorbar(x, y, yerr=e if len(cfg["seeds"]) > 1 else None, marker=markers.get(m, "o"),
                         ms=4, capsize=2, label=label, lw=1.5 if m == "SuRP" else 1.0)
         ax.axhline(100 * a["dense_accuracy_mean"], color="0.5", ls=":", lw=1, label="dense")
         ax.set_title(f"{model} on digits ({a['n_params']} weights)")
-        ax.set_xlabel("sparsity (% of weights equal to 0)")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ticks = [100, 50, 20, 10, 5, 2, 1, 0.5]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}\n({100 - t:g})" for t in ticks], fontsize=8)
+        ax.set_xlabel("weights remaining, % (sparsity, %), log scale")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower left")
