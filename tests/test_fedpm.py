@@ -48,15 +48,61 @@ def test_sample_masks_unbiased(k, d, seed):
     assert np.all(np.abs(mean - theta) <= K_SE * se + 2.0**-24)
 
 
-def test_bernoulli_kernel_matches_reference():
-    """The fused numba sampler equals its NumPy reference bit for bit (odd length, θ at 0 and 1)."""
-    from ratedist.kernels._fedpm_cpu import bernoulli_from_raw, bernoulli_from_raw_reference
+@SMALL
+@given(st.integers(1, 40_000), st.integers(1, 8), st.integers(0, 2**64 - 1), st.integers(0, 2**40),
+       st.sampled_from([np.float32, np.float64]))
+def test_counter_kernels_match_reference(d, k, key, client0, dtype):
+    """The parallel and serial numba samplers and count kernels equal the NumPy reference of the same counter-based
+    hash bit for bit (odd and even d, any key and first client, float32/float64, θ at 0 and 1)."""
+    from ratedist.kernels._fedpm_cpu import (
+        accumulate_counter_bernoulli,
+        accumulate_counter_bernoulli_serial,
+        counter_bernoulli,
+        counter_bernoulli_reference,
+        counter_bernoulli_serial,
+    )
 
-    theta = np.concatenate([[0.0, 1.0], np.random.default_rng(0).random(999)])
-    raw = np.random.default_rng(1).bit_generator.random_raw(501)
-    out = np.empty(theta.size, dtype=np.uint8)
-    bernoulli_from_raw(raw, theta, out)
-    assert np.array_equal(out, bernoulli_from_raw_reference(raw, theta)) and out[0] == 0 and out[1] == 1
+    theta = np.random.default_rng(key % 1000).random((k, d)).astype(dtype)
+    theta[:, 0] = 0.0
+    theta[:, -1] = 1.0 if d > 1 else 0.0
+    ref = counter_bernoulli_reference(theta, key, client0)
+    out = np.empty((k, d), dtype=np.uint8)
+    assert counter_bernoulli(theta, np.uint64(key), client0, out) == 0
+    assert np.array_equal(out, ref) and np.all(out[:, 0] == 0) and (d == 1 or np.all(out[:, -1] == 1))
+    counts = np.zeros(d, dtype=np.uint32)
+    rows = tuple(theta[c] for c in range(k)) + (theta[0],) * (8 - k)  # padding rows are ignored (mask_counts pads to 8)
+    assert accumulate_counter_bernoulli(rows, k, np.uint64(key), client0, counts) == 0
+    assert np.array_equal(counts, ref.sum(0))
+    serial_out, serial_counts = np.empty_like(out), np.zeros_like(counts)
+    assert counter_bernoulli_serial(theta, np.uint64(key), client0, serial_out) == 0
+    assert accumulate_counter_bernoulli_serial(rows, k, np.uint64(key), client0, serial_counts) == 0
+    assert np.array_equal(serial_out, out) and np.array_equal(serial_counts, counts)
+
+
+def test_counter_hash_golden_and_thread_invariance():
+    """mix64 is splitmix64's finalizer (published first output 0xE220A8397B1DCDAF from state 0); the masks do not
+    depend on the number of numba threads, and invalid θ is counted by the kernel and reported by name."""
+    import numba
+
+    from ratedist.kernels._fedpm_cpu import _mix64_py, counter_uniforms_reference
+
+    assert _mix64_py(0x9E3779B97F4A7C15) == 0xE220A8397B1DCDAF
+    u = counter_uniforms_reference(0, -1, 4)  # c = mix64(0) = 0: the splitmix64 sequence from state 0
+    assert int(u[0]) == 0x7B1DCDAF and int(u[1]) == 0xE220A839
+    theta = np.random.default_rng(3).random((3, 50_001))
+    a = sample_masks(theta, seed=9)
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        b = sample_masks(theta, seed=9)
+        c1, _ = mask_counts(iter(theta), seed=9)
+    finally:
+        numba.set_num_threads(n)
+    assert np.array_equal(a, b) and np.array_equal(c1, a.sum(0))
+    bad = theta.copy()
+    bad[2, 777] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"`thetas\[2\]`"):
+        mask_counts(iter(bad), seed=0)
 
 
 def test_sample_masks_determinism_and_extremes():
@@ -68,6 +114,10 @@ def test_sample_masks_determinism_and_extremes():
     assert np.all(a[:, 0] == 0) and np.all(a[:, 1] == 1)
     counts, k = mask_counts(theta, seed=3)
     assert k == 50 and np.array_equal(counts, a.sum(0))
+    assert np.array_equal(sample_masks(theta[17], seed=3, first_client=17), a[17])
+    assert not np.array_equal(sample_masks(theta, seed=4), a)
+    c32, _ = mask_counts(iter(theta.astype(np.float32)), seed=3)  # chunked iterable, float32 rows
+    assert np.array_equal(c32, a.sum(0))
 
 
 @SMALL
@@ -149,6 +199,27 @@ def test_bitrate_paper_roundtrip_and_bounds(n, f, seed):
     assert lo - EPS <= code.bpp_formula <= 1 + lo + EPS
     slack = (code.overhead_bits + RANGE_CODER_FLUSH_BITS + 1) / n + 1e-3
     assert code.bpp <= code.bpp_formula + slack
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 4099, 100_003])
+@pytest.mark.parametrize("f", ["zero", "one", "single", "tiny", 0.5, 0.01])
+def test_bitrate_paper_byte_symbols_extremes(n, f):
+    """Byte-symbol coding (8 bits under the product of 8 Bernoulli(f)) plus separately coded tail bits decodes exactly
+    and stays within the coder-overhead bound, f = 0, f = 1, a single one, f ≈ 2^-20, N not a multiple of 8."""
+    rng = np.random.default_rng(n)
+    m = np.zeros(n, dtype=np.uint8)
+    if f == "one":
+        m[:] = 1
+    elif f == "single":
+        m[n - 1] = 1  # the one sits in the tail when N mod 8 ≠ 0
+    elif f == "tiny":
+        m = (rng.random(n) < 2.0**-20).astype(np.uint8)
+    elif f != "zero":
+        m = (rng.random(n) < f).astype(np.uint8)
+    for arg in (m, m.astype(bool), m.astype(np.int64)):
+        code = bitrate_paper(arg)
+        assert np.array_equal(decode_mask_paper(code.data), m) and code.n_ones == int(m.sum())
+    assert code.bpp <= code.bpp_formula + (code.overhead_bits + RANGE_CODER_FLUSH_BITS + 1) / n + 1e-3
 
 
 def test_bitrate_large_n_split_count_and_symmetry():

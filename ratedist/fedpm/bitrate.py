@@ -4,7 +4,13 @@ Two codes, both producing bytes that decode:
 
 * **paper** (the paper's accounting): the count of ones ``n₁`` first (uniform
   over ``0..N``, ≈ log2 N bits), then the N bits under one Bernoulli(f),
-  f = n₁/N.  Formula: ``h_b(f) + log2(N)/N`` bits per entry.
+  f = n₁/N.  Formula: ``h_b(f) + log2(N)/N`` bits per entry.  For speed, the
+  first ``8⌊N/8⌋`` bits travel as ``⌊N/8⌋`` byte symbols (MSB first) under the
+  256-symbol categorical model ``P(b) = f^{popcount b} (1 − f)^{8 − popcount b}``,
+  which is exactly the law of 8 i.i.d. Bernoulli(f) bits (the same information
+  content); the ``N mod 8`` tail bits are coded under Bernoulli(f) itself.
+  constriction quantizes the model to 24-bit probabilities and gives every byte
+  at least 2^-24, so f = 0 and f = 1 code (at ≈ 2·10^-6 bits per entry).
 * **per-coordinate**: bit i under Bernoulli(θ^g_i), where θ^g are the server's
   broadcast probabilities that both sides know.  Formula: the cross-entropy
   ``−(1/N) Σ_i log2 p(m_i | θ^g_i)``.
@@ -43,7 +49,7 @@ __all__ = [
 
 #: Probabilities of the per-coordinate model are clipped to [P_MIN, 1 − P_MIN].
 P_MIN = 2.0**-20
-_TAG_PAPER = 0xA1
+_TAG_PAPER = 0xA3  # byte-symbol layout (0xA1 was the bit-by-bit layout, no longer written or read)
 _TAG_COORD = 0xA2
 _SPLIT = 1 << 23  # constriction's Uniform needs size < 2^24
 _LOW = 4096
@@ -135,19 +141,24 @@ class MaskCode:
 
 
 def _check_mask(mask) -> np.ndarray:
-    m = to_host(mask)
-    m = np.asarray(m)
+    """A 1-D uint8 view or copy of a 0/1 mask (bool and uint8 inputs are not copied)."""
+    m = np.asarray(to_host(mask))
     if m.ndim != 1:
         raise InvalidShapeError(f"`mask` must be 1-D (one client's N entries), got shape {m.shape}; code clients one by one.")
     if m.size == 0:
         raise InvalidArgumentError("`mask` is empty; pass at least one entry.")
     if m.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"`mask` must be a 0/1 array, got dtype {m.dtype}.")
-    if m.dtype.kind != "b":
-        bad = int(np.count_nonzero((m != 0) & (m != 1)))
-        if bad:
-            raise InvalidArgumentError(f"`mask` must contain only 0 and 1; {bad} entries are neither.")
-    return m.astype(np.int32)
+    if m.dtype == np.bool_:
+        return m.view(np.uint8)
+    if m.dtype == np.uint8:
+        if int(m.max()) > 1:
+            raise InvalidArgumentError(f"`mask` must contain only 0 and 1; {int(np.count_nonzero(m > 1))} entries are neither.")
+        return m
+    bad = int(np.count_nonzero((m != 0) & (m != 1)))
+    if bad:
+        raise InvalidArgumentError(f"`mask` must contain only 0 and 1; {bad} entries are neither.")
+    return m.astype(np.uint8)
 
 
 def bpp_paper_formula(n_ones: int, n_entries: int) -> float:
@@ -171,6 +182,20 @@ def _count_models(n: int):
     return [(U(n // _LOW + 1), "hi"), (U(_LOW), "lo")]
 
 
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+
+
+def _byte_model(f: float):
+    """The law of 8 i.i.d. Bernoulli(f) bits as one byte symbol (constriction Categorical)."""
+    import constriction
+
+    if f <= 0.0 or f >= 1.0:
+        p = (_POPCOUNT == (0 if f <= 0.0 else 8)).astype(np.float64)  # constriction leaks 2^-24 to the rest
+    else:
+        p = np.exp(_POPCOUNT * math.log(f) + (8 - _POPCOUNT) * math.log1p(-f))
+    return constriction.stream.model.Categorical(p, perfect=False)
+
+
 def bitrate_paper(mask) -> MaskCode:
     """Code one client's mask with the paper's accounting and measure its bits.
 
@@ -183,6 +208,12 @@ def bitrate_paper(mask) -> MaskCode:
     -------
     MaskCode
         ``bpp`` measured from the bytes, ``bpp_formula = h_b(f) + log2(N)/N``.
+
+    Notes
+    -----
+    Bits travel eight at a time as byte symbols under the product of 8
+    Bernoulli(f) laws (module docstring): the same model, about 8× fewer coder
+    steps.
 
     Examples
     --------
@@ -197,7 +228,8 @@ def bitrate_paper(mask) -> MaskCode:
 
     bits = _check_mask(mask)
     n = bits.size
-    n1 = int(bits.sum())
+    n1 = int(np.count_nonzero(bits))
+    f = n1 / n
     enc = constriction.stream.queue.RangeEncoder()
     models = _count_models(n)
     if len(models) == 1:
@@ -205,7 +237,11 @@ def bitrate_paper(mask) -> MaskCode:
     else:
         enc.encode(n1 // _LOW, models[0][0])
         enc.encode(n1 % _LOW, models[1][0])
-    enc.encode(bits, constriction.stream.model.Bernoulli(n1 / n, perfect=False))
+    n8 = n - n % 8
+    if n8:
+        enc.encode(np.packbits(bits[:n8]).astype(np.int32), _byte_model(f))
+    if n8 < n:
+        enc.encode(bits[n8:].astype(np.int32), constriction.stream.model.Bernoulli(f, perfect=False))
     head = bytes([_TAG_PAPER]) + put_varint(n)
     data = seal(head + words_to_bytes(enc.get_compressed()))
     n_bits = 8 * len(data)
@@ -236,14 +272,22 @@ def decode_mask_paper(data: bytes) -> np.ndarray:
             n1 = int(dec.decode(models[0][0])) * _LOW + int(dec.decode(models[1][0]))
         if n1 > n:
             raise CorruptStreamError(f"payload declares {n1} ones among {n} entries.")
-        out = dec.decode(constriction.stream.model.Bernoulli(n1 / n, perfect=False), n)
+        f = n1 / n
+        n8 = n - n % 8
+        out = np.empty(n, dtype=np.uint8)
+        if n8:
+            sym = np.asarray(dec.decode(_byte_model(f), n8 // 8))
+            if sym.min() < 0 or sym.max() > 255:
+                raise CorruptStreamError("mask payload decodes to a symbol outside 0..255.")
+            out[:n8] = np.unpackbits(sym.astype(np.uint8))
+        if n8 < n:
+            out[n8:] = np.asarray(dec.decode(constriction.stream.model.Bernoulli(f, perfect=False), n - n8))
     except CorruptStreamError:
         raise
     except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
         raise CorruptStreamError(f"mask payload does not decode: {exc}") from None
-    out = np.asarray(out).astype(np.uint8)
-    if int(out.sum()) != n1:
-        raise CorruptStreamError(f"decoded mask has {int(out.sum())} ones but the payload declares {n1}.")
+    if int(np.count_nonzero(out)) != n1:
+        raise CorruptStreamError(f"decoded mask has {int(np.count_nonzero(out))} ones but the payload declares {n1}.")
     return out
 
 
@@ -285,13 +329,13 @@ def bitrate_per_coordinate(mask, theta_g) -> MaskCode:
     bits = _check_mask(mask)
     p = _coord_probs(theta_g, bits.size)
     enc = constriction.stream.queue.RangeEncoder()
-    enc.encode(bits, constriction.stream.model.Bernoulli(perfect=False), p)
+    enc.encode(bits.astype(np.int32), constriction.stream.model.Bernoulli(perfect=False), p)
     head = bytes([_TAG_COORD]) + put_varint(bits.size)
     data = seal(head + words_to_bytes(enc.get_compressed()))
     n = bits.size
     ce = float(-np.sum(np.where(bits == 1, np.log2(p), np.log2(1.0 - p)))) / n
     n_bits = 8 * len(data)
-    return MaskCode(data, n, int(bits.sum()), n_bits, n_bits / n, ce, 8 * (len(head) + 4), "per_coordinate")
+    return MaskCode(data, n, int(np.count_nonzero(bits)), n_bits, n_bits / n, ce, 8 * (len(head) + 4), "per_coordinate")
 
 
 def decode_mask_per_coordinate(data: bytes, theta_g) -> np.ndarray:

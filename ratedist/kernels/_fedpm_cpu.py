@@ -13,16 +13,19 @@ status code (0 = ok) instead of reading out of bounds.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = [
     "write_fields",
     "write_fields_reference",
     "read_qsgd_tokens",
     "read_qsgd_tokens_reference",
-    "bernoulli_from_raw",
-    "accumulate_bernoulli_from_raw",
-    "bernoulli_from_raw_reference",
+    "accumulate_counter_bernoulli",
+    "accumulate_counter_bernoulli_serial",
+    "counter_bernoulli",
+    "counter_bernoulli_serial",
+    "counter_uniforms_reference",
+    "counter_bernoulli_reference",
 ]
 
 
@@ -136,30 +139,158 @@ def read_qsgd_tokens_reference(buf: bytes, nbits: int, nnz: int):
 
 _TWO32 = 4294967296.0
 
+# ---------------------------------------------------------------- counter-based Bernoulli sampler
+# Entry i of client k draws the 32-bit uniform
+#     u_{k,i} = half (i & 1) of  W_k[i >> 1],   W_k[j] = mix64(c_k + (j + 1)·G),   c_k = mix64(key + (k + 1)·G)
+# (low half first), with G = 0x9E3779B97F4A7C15 and mix64 the splitmix64 finalizer; the entry is
+# 1[u < θ·2^32].  It is a pure function of (key, k, i): any thread order, chunking or device
+# (a numba.cuda or CuPy twin) gives the same bits.
+
+_G = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_LO32 = np.uint64(0xFFFFFFFF)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_BLOCK = 8192  # 64-bit words per parallel work item (16384 entries)
+
+
+@njit(inline="always")
+def _mix64(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(inline="always")
+def _client_key(key, k):
+    return _mix64(key + np.uint64(k + 1) * _G)
+
+
+@njit(inline="always")
+def _valid(t):
+    return t >= 0.0 and t <= 1.0  # False for NaN
+
+
+@njit(inline="always")
+def _count_block(rows, n_rows, key, client0, j0, j1, counts):
+    # words j0..j1-1 (entries 2j, 2j+1; the odd last entry when 2j+1 == d) of rows[0..n_rows-1]
+    d = rows[0].shape[0]
+    half = d >> 1
+    jp = min(j1, half)
+    nb = 0
+    for c in range(n_rows):
+        theta = rows[c]
+        ck = _client_key(key, client0 + c)
+        for j in range(j0, jp):
+            w = _mix64(ck + np.uint64(j + 1) * _G)
+            t0 = np.float64(theta[2 * j])
+            t1 = np.float64(theta[2 * j + 1])
+            nb += (not _valid(t0)) + (not _valid(t1))
+            counts[2 * j] += np.float64(w & _LO32) < t0 * _TWO32
+            counts[2 * j + 1] += np.float64(w >> _S32) < t1 * _TWO32
+        if j1 > half:
+            w = _mix64(ck + np.uint64(half + 1) * _G)
+            t0 = np.float64(theta[d - 1])
+            nb += not _valid(t0)
+            counts[d - 1] += np.float64(w & _LO32) < t0 * _TWO32
+    return nb
+
+
+@njit(inline="always")
+def _mask_block(theta, key, client0, j0, j1, out):
+    n_rows, d = theta.shape
+    half = d >> 1
+    jp = min(j1, half)
+    nb = 0
+    for c in range(n_rows):
+        ck = _client_key(key, client0 + c)
+        for j in range(j0, jp):
+            w = _mix64(ck + np.uint64(j + 1) * _G)
+            t0 = np.float64(theta[c, 2 * j])
+            t1 = np.float64(theta[c, 2 * j + 1])
+            nb += (not _valid(t0)) + (not _valid(t1))
+            out[c, 2 * j] = np.float64(w & _LO32) < t0 * _TWO32
+            out[c, 2 * j + 1] = np.float64(w >> _S32) < t1 * _TWO32
+        if j1 > half:
+            w = _mix64(ck + np.uint64(half + 1) * _G)
+            t0 = np.float64(theta[c, d - 1])
+            nb += not _valid(t0)
+            out[c, d - 1] = np.float64(w & _LO32) < t0 * _TWO32
+    return nb
+
+
+@njit(parallel=True, cache=True)
+def accumulate_counter_bernoulli(rows, n_rows, key, client0, counts):
+    """counts[i] += Σ_{c < n_rows} 1[u_{client0+c, i} < rows[c][i]·2^32].
+
+    ``rows`` is a tuple (or 2-D array) of equal-length 1-D float rows, one per
+    client; entries past ``n_rows`` are padding and ignored.  A chunk of clients
+    is sampled per block of coordinates while that block of ``counts`` stays in
+    cache.  Returns the number of entries outside [0, 1] or NaN (the caller
+    raises and discards ``counts`` when it is non-zero).  Parallel over blocks.
+    """
+    nw = (rows[0].shape[0] + 1) >> 1
+    bad = 0
+    for b in prange((nw + _BLOCK - 1) // _BLOCK):
+        bad += _count_block(rows, n_rows, key, client0, b * _BLOCK, min(nw, b * _BLOCK + _BLOCK), counts)
+    return bad
+
 
 @njit(cache=True)
-def bernoulli_from_raw(raw, theta, out):
-    """out[i] = 1[u_i < θ_i·2^32] with u_i the i-th 32-bit half (low first) of the uint64 ``raw``."""
-    for i in range(theta.shape[0]):
-        w = raw[i >> 1]
-        if i & 1:
-            w = w >> np.uint64(32)
-        u = np.float64(w & np.uint64(0xFFFFFFFF))
-        out[i] = 1 if u < theta[i] * _TWO32 else 0
+def accumulate_counter_bernoulli_serial(rows, n_rows, key, client0, counts):
+    """Single-threaded :func:`accumulate_counter_bernoulli` (same bits; no thread wake-up for small inputs)."""
+    nw = (rows[0].shape[0] + 1) >> 1
+    return _count_block(rows, n_rows, key, client0, 0, nw, counts)
+
+
+@njit(parallel=True, cache=True)
+def counter_bernoulli(theta, key, client0, out):
+    """out[c, i] = 1[u_{client0+c, i} < θ[c, i]·2^32] (uint8) for θ (C, d); returns the count of invalid θ."""
+    nw = (theta.shape[1] + 1) >> 1
+    bad = 0
+    for b in prange((nw + _BLOCK - 1) // _BLOCK):
+        bad += _mask_block(theta, key, client0, b * _BLOCK, min(nw, b * _BLOCK + _BLOCK), out)
+    return bad
 
 
 @njit(cache=True)
-def accumulate_bernoulli_from_raw(raw, theta, counts):
-    """counts[i] += 1[u_i < θ_i·2^32] (same draw as :func:`bernoulli_from_raw`)."""
-    for i in range(theta.shape[0]):
-        w = raw[i >> 1]
-        if i & 1:
-            w = w >> np.uint64(32)
-        if np.float64(w & np.uint64(0xFFFFFFFF)) < theta[i] * _TWO32:
-            counts[i] += 1
+def counter_bernoulli_serial(theta, key, client0, out):
+    """Single-threaded :func:`counter_bernoulli` (same bits)."""
+    return _mask_block(theta, key, client0, 0, (theta.shape[1] + 1) >> 1, out)
 
 
-def bernoulli_from_raw_reference(raw, theta):
-    """NumPy reference of :func:`bernoulli_from_raw` (little-endian halves)."""
-    u = np.asarray(raw, dtype="<u8").view("<u4")[: theta.shape[0]].astype(np.float64)
-    return (u < np.asarray(theta, dtype=np.float64) * _TWO32).astype(np.uint8)
+def _mix64_reference(xp, z):
+    # uint64 array arithmetic wraps modulo 2^64 (NumPy and CuPy)
+    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(0x94D049BB133111EB)
+    return z ^ (z >> xp.uint64(31))
+
+
+def counter_uniforms_reference(key: int, client: int, d: int, xp=np):
+    """The 32-bit uniforms ``u_{client, 0..d-1}`` (uint32) in plain array arithmetic (NumPy or CuPy)."""
+    g = 0x9E3779B97F4A7C15
+    ck = _mix64_py(int(key) + (int(client) + 1) * g)  # Python ints, wrapped explicitly
+    j = xp.arange(1, (d + 1) // 2 + 1, dtype=xp.uint64)
+    w = _mix64_reference(xp, xp.uint64(ck) + j * xp.uint64(g))
+    u = xp.stack([w & xp.uint64(0xFFFFFFFF), w >> xp.uint64(32)], axis=1).reshape(-1)[:d]
+    return u.astype(xp.uint32)
+
+
+def _mix64_py(z: int) -> int:
+    mask = (1 << 64) - 1
+    z &= mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def counter_bernoulli_reference(theta, key: int, client0: int = 0):
+    """Array reference of :func:`counter_bernoulli`: masks (C, d) uint8 for the rows of ``theta`` (NumPy or CuPy)."""
+    xp = np if isinstance(theta, np.ndarray) else __import__("cupy")
+    theta = xp.asarray(theta, dtype=xp.float64)
+    rows = [counter_uniforms_reference(key, client0 + c, theta.shape[1], xp).astype(xp.float64) < theta[c] * _TWO32
+            for c in range(theta.shape[0])]
+    return xp.stack(rows).astype(xp.uint8)
