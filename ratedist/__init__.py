@@ -20,6 +20,7 @@ from . import bounds, refinement
 from .bounds import measured_perturbation, perturbation_bounds
 from .refinement import make_refinement_code, measure_refinement
 from . import pruning
+from . import compressors, fedpm
 from .rd import (
     BAResult,
     blahut_arimoto,
@@ -47,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "errors",
     "pruning",
+    "compressors",
+    "fedpm",
     "BackendUnavailableError",
     "ConvergenceWarning",
     "CorruptStreamError",
