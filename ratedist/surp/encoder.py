@@ -219,6 +219,11 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
     max_iterations = cap if max_iterations is None else check_int("max_iterations", max_iterations, minimum=0,
                                                                     maximum=cap)
     ks = [needed_nonzeros(s, n) for s in targets]
+    n_act = int(np.count_nonzero(a))
+    reach = [k for k in ks if k <= n_act]
+    run_ks = list(reach)
+    if len(reach) < len(ks) and n_act > 0 and (not reach or reach[-1] < n_act):
+        run_ks.append(n_act)  # the most that can be reached: every non-zero weight selected
     snaps = []
 
     def snapshot(ahat):
@@ -227,7 +232,7 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
     if _engine == "reference":
         from .reference import run_reference
 
-        trace = run_reference(a, p, ks, max_iterations=max_iterations, max_retries=MAX_RETRIES)
+        trace = run_reference(a, p, run_ks, max_iterations=max_iterations, max_retries=MAX_RETRIES)
         if keep_reconstructions:  # replay the reference's selections to snapshot its checkpoints
             ah = np.zeros(n)
             pos = 0
@@ -237,21 +242,28 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
                 pos = t_k
                 snapshot(ah)
     else:
-        trace = run_fast(a, p, ks, max_iterations=max_iterations, progress=progress,
+        trace = run_fast(a, p, run_ks, max_iterations=max_iterations, progress=progress,
                          snapshot=snapshot if keep_reconstructions else None)
-    reached = len(trace.checkpoints)
+    reached = min(len(trace.checkpoints), len(reach))
     if reached < len(ks):
-        t_f, nnz_f, s_f = trace.final
-        why = {"exhausted": "every residual is zero", "nonpositive": "the threshold underflowed to zero",
-               "retries": f"{MAX_RETRIES} refreshes in a row found no eligible index",
-               "max_iterations": f"the iteration cap {max_iterations} was reached"}.get(trace.status, trace.status)
+        if len(trace.checkpoints) > reached:
+            final = trace.checkpoints[reached]
+            why = f"every non-zero weight is selected (the input has {n_act} non-zeros of {n})"
+        else:
+            final = trace.final
+            why = {"exhausted": "every residual is zero", "nonpositive": "the threshold underflowed to zero",
+                   "retries": f"{MAX_RETRIES} refreshes in a row found no eligible index",
+                   "max_iterations": f"the iteration cap {max_iterations} was reached"}.get(trace.status,
+                                                                                             trace.status)
+            if keep_reconstructions:
+                snapshot(trace.ahat)
+        t_f, nnz_f, _ = final
         missed = ", ".join(f"{s:g}" for s in targets[reached:])
         warnings.warn(f"SuRP stopped after {t_f} iterations because {why}: reached sparsity "
                       f"{1 - nnz_f / n:.6g} (nnz {nnz_f} of {n}); target(s) {missed} not reached. "
                       "The stream's last checkpoint holds what was reached.", RatedistWarning, stacklevel=3)
-        trace.checkpoints.append(trace.final)
-        if keep_reconstructions:
-            snapshot(trace.ahat if _engine != "reference" else trace.ahat)
+        trace.checkpoints = list(trace.checkpoints[:reached]) + [final]
+        snaps = snaps[:reached + 1]
         targets = targets[:reached + 1]
     stream, report = build_sequential_stream(flat, p, trace, targets, seconds_start=t0)
     return SurpEncoding(stream=stream, report=report,

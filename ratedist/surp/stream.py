@@ -38,7 +38,8 @@ from .report import SurpCheckpoint, SurpReport, geometric_entropy_bits, laplace_
 __all__ = ["AdaptiveIntegerCode", "PositionCode", "geometric_symbol_probs", "build_sequential_stream", "decode_sequential", "integer_symbols"]
 
 _PRE = struct.Struct("<QQQIII")
-_K = 7 + 4 * 61  # alphabet of the adaptive symbol (values below 2**63)
+_EMAX = 40  # integers below 2**40 (low-bit chunks then stay below constriction's 2**24 limit)
+_K = 7 + 4 * (_EMAX - 2)  # alphabet of the adaptive symbol
 _RHO = 0.5 ** (1 / 4)  # count decay per block (half-life 4 blocks)
 _PRIOR = 0.05
 _MAX_BLOCK = 4096
@@ -130,6 +131,8 @@ class AdaptiveIntegerCode:
         return _constriction().stream.model.Categorical(self.counts, perfect=False)
 
     def encode(self, values: np.ndarray, enc) -> None:
+        if values.size and (values.min() < 0 or values.max() >= 2**_EMAX - 1):
+            raise AssertionError("integer outside the adaptive code's range")
         sym, nlow, low = integer_symbols(values)
         for lo, hi in self._blocks(sym.size):
             part = np.ascontiguousarray(sym[lo:hi])
@@ -147,7 +150,7 @@ class AdaptiveIntegerCode:
                 sym[lo:hi] = part
                 self._after(part)
             e, nlow = _symbols_to_values(sym)
-            if np.any(e > 62):
+            if sym.size and (sym.min() < 0 or sym.max() >= _K or np.any(e > _EMAX)):
                 raise CorruptStreamError("a decoded integer is out of range; the stream is corrupted.")
             sizes_probe = np.zeros(count, dtype=np.int64)
             vals, sizes = _chunks(nlow, sizes_probe)
@@ -246,6 +249,8 @@ class PositionCode:
                 if hi > lo:
                     sym[lo - t0:hi - t0] = dec.decode(
                         model.Categorical(geometric_symbol_probs(int(q), self.k), perfect=False), int(hi - lo))
+            if sym.size and (sym.min() < 0 or sym.max() >= self.k):
+                raise CorruptStreamError("a decoded position symbol is out of range; the stream is corrupted.")
             e, nlow = _symbols_to_values(sym)
             vals, sizes = _chunks(nlow, np.zeros(count, dtype=np.int64))
             chunks = np.asarray(dec.decode(model.Uniform(), sizes), dtype=np.int64) if sizes.size \
@@ -254,8 +259,6 @@ class PositionCode:
             raise
         except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
             raise CorruptStreamError(f"position payload does not decode: {exc}") from None
-        if sym.size and (sym.min() < 0 or sym.max() >= self.k):
-            raise CorruptStreamError("a decoded position symbol is out of range; the stream is corrupted.")
         return _assemble(sym, e, nlow, chunks)
 
 
