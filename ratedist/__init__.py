@@ -21,6 +21,8 @@ from .bounds import measured_perturbation, perturbation_bounds
 from .refinement import make_refinement_code, measure_refinement
 from . import pruning
 from . import compressors, fedpm
+from . import surp
+from .surp import SurpCheckpoint, SurpEncoding, SurpReport
 from .rd import (
     BAResult,
     blahut_arimoto,
@@ -50,6 +52,10 @@ __all__ = [
     "pruning",
     "compressors",
     "fedpm",
+    "surp",
+    "SurpCheckpoint",
+    "SurpEncoding",
+    "SurpReport",
     "BackendUnavailableError",
     "ConvergenceWarning",
     "CorruptStreamError",

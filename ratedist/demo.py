@@ -48,7 +48,13 @@ def step_repro() -> tuple[bool, str]:
                   "--quick for the full tables)")
 
 
-STEPS = [step_verify, step_figures, step_repro]
+def step_surp() -> tuple[bool, str]:
+    from .surp.report import demo_step
+
+    return demo_step()
+
+
+STEPS = [step_verify, step_figures, step_repro, step_surp]
 
 
 def main(argv=None) -> int:

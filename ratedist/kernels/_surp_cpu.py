@@ -1,14 +1,15 @@
 """Numba kernels of the sequential SuRP codec (private; see :mod:`ratedist.surp`).
 
-Shared randomness: for iteration ``t`` a keyed pseudorandom permutation π_t of
-the domain [0, A·2**b) ⊇ [0, n) (b = ⌊nbits/2⌋, A = ⌈n / 2**b⌉, so the domain
-exceeds n by less than √(2n)) is a 4-half-round mixed-radix Feistel network:
-the high part L ∈ [0, A) is shifted by a keyed hash of R modulo A, the low part
-R ∈ [0, 2**b) is XORed with a keyed hash of L.  Positions whose image is ≥ n
-are simply never eligible, so no cycle walking is needed and both
-``perm_forward(k)`` (the k-th element) and ``perm_inverse(i)`` (the position of
-``i``) cost O(1).  The slow NumPy twin lives in
-:mod:`ratedist.surp.reference`; tests check that both agree.
+Shared randomness: for iteration ``t`` the permutation of [0, P) (P the
+smallest prime ≥ n) is π_t(k) = σ((a_t·k + b_t) mod P).  σ is a fixed keyed
+pseudorandom permutation of [0, P) (a 4-half-round mixed-radix Feistel network
+on [0, A·2**b) ⊇ [0, P) with cycle walking), so eligible indices sit at
+pseudorandom σ-positions; (a_t, b_t) is a fresh keyed affine map per iteration
+(a_t from a keyed table of N_STRIDES strides whose inverses are precomputed).
+Positions whose image is ≥ n are never eligible.  The encoder keeps a bitmap of
+σ^{-1}(E): walking the permutation costs one addition and one bit test per
+step, and scanning E costs one modular multiplication per element.  The slow
+NumPy twin is :class:`ratedist.surp.reference.Permutations`.
 
 The encoder kernel keeps the eligible set E = {i : r_i > τ} incrementally:
 untouched indices enter from a lazily bucket-sorted order of the magnitudes
@@ -23,13 +24,18 @@ from numba import njit
 
 __all__ = [
     "mix64",
-    "iteration_keys",
-    "perm_forward",
-    "perm_inverse",
+    "sigma",
+    "sigma_inv",
+    "affine_key",
+    "mod_inverse",
+    "stride_table",
+    "perm_forward_many",
+    "perm_inverse_many",
     "bucket_sort_init",
     "seq_encode_run",
     "seq_decode_run",
     "N_KEYS",
+    "N_STRIDES",
 ]
 
 N_KEYS = 4

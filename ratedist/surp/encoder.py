@@ -123,16 +123,18 @@ _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries
 
 
 def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
-             max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None) -> SequentialTrace:
+             max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None,
+             overwrite: bool = False) -> SequentialTrace:
     """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
 
-    ``snapshot(ahat)`` is called at each reached checkpoint when given.
+    ``snapshot(ahat)`` is called at each reached checkpoint when given.  With
+    ``overwrite=True`` the magnitudes ``a`` become the residual in place (saves n floats).
     """
     from ..kernels import _surp_cpu as K
     from .reference import Permutations
 
     n = a.size
-    r = a.copy()
+    r = a if overwrite else a.copy()
     ahat = np.zeros(n, dtype=np.float64)
     order = np.empty(n, dtype=np.int32)
     bstart = np.empty(K._NB + 1, dtype=np.int64)
@@ -149,7 +151,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     st_i[K.I_NPOS] = npos
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
     kb = np.uint64(perms.base)
-    chunks, evs, cps = [], [], []
+    cps = []
     counts = np.zeros(2, dtype=np.int64)
     status = "target"
     bar = None
@@ -157,25 +159,30 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
         from tqdm import tqdm
 
         bar = tqdm(total=int(stop_nnz[-1]) if stop_nnz else 0, unit="nz", desc="surp encode", leave=False)
+    size = int(min((stop_nnz[-1] if stop_nnz else 0) * 1.1 + 1024, max_iterations + 1))
+    out = {"j": np.empty(size, np.int64), "m": np.empty(size, np.int32), "e": np.empty(size, np.int32),
+           "tau": np.empty(size, np.float64), "new": np.empty(size, np.uint8)}
+    ev = {"t": np.empty(1024, np.int64), "c": np.empty(1024, np.int64)}
+    used, used_ev = 0, 0
+    step = 1 << 18 if progress else 1 << 62
     try:
         for target in stop_nnz:
             while True:
-                cap = int(min(max(target - st_i[K.I_NNZ], 1) * 2 + 1024, 1 << 18 if progress else 1 << 22))
-                oj = np.empty(cap, np.int64)
-                om = np.empty(cap, np.int64)
-                oe = np.empty(cap, np.int64)
-                ot = np.empty(cap, np.float64)
-                on = np.empty(cap, np.uint8)
-                et = np.empty(cap, np.int64)
-                ec = np.empty(cap, np.int64)
+                if used >= out["j"].size:
+                    for key in out:
+                        out[key] = np.concatenate([out[key], np.empty(out[key].size, out[key].dtype)])
+                if used_ev >= ev["t"].size:
+                    for key in ev:
+                        ev[key] = np.concatenate([ev[key], np.empty(ev[key].size, ev[key].dtype)])
+                hi = min(out["j"].size, used + step)
                 code = K.seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, kb, n, prime, sk,
-                                        strides, inv_strides,
-                                        perms.big_a, perms.bbits,
+                                        strides, inv_strides, perms.big_a, perms.bbits,
                                         p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
-                                        max_retries, max_iterations, target, oj, om, oe, ot, on, et, ec, counts)
-                k, ke = int(counts[0]), int(counts[1])
-                chunks.append((oj[:k].copy(), om[:k].copy(), oe[:k].copy(), ot[:k].copy(), on[:k].astype(bool)))
-                evs.append((et[:ke].copy(), ec[:ke].copy()))
+                                        max_retries, max_iterations, target, out["j"][used:hi], out["m"][used:hi],
+                                        out["e"][used:hi], out["tau"][used:hi], out["new"][used:hi],
+                                        ev["t"][used_ev:], ev["c"][used_ev:], counts)
+                used += int(counts[0])
+                used_ev += int(counts[1])
                 if bar is not None:
                     bar.n = int(st_i[K.I_NNZ])
                     bar.refresh()
@@ -191,11 +198,8 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     finally:
         if bar is not None:
             bar.close()
-    cat = [np.concatenate([c[q] for c in chunks]) if chunks else np.zeros(0) for q in range(5)]
-    return SequentialTrace(j=cat[0].astype(np.int64), m=cat[1].astype(np.int64), esize=cat[2].astype(np.int64),
-                           tau=cat[3].astype(np.float64), new=cat[4].astype(bool),
-                           ev_t=np.concatenate([e[0] for e in evs]) if evs else np.zeros(0, np.int64),
-                           ev_c=np.concatenate([e[1] for e in evs]) if evs else np.zeros(0, np.int64),
+    return SequentialTrace(j=out["j"][:used], m=out["m"][:used], esize=out["e"][:used], tau=out["tau"][:used],
+                           new=out["new"][:used].view(bool), ev_t=ev["t"][:used_ev], ev_c=ev["c"][:used_ev],
                            checkpoints=cps, status=status, residual=r, ahat=ahat,
                            final=(int(st_i[K.I_T]), int(st_i[K.I_NNZ]), float(st_f[K.F_S])))
 
@@ -219,6 +223,9 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
     max_iterations = cap if max_iterations is None else check_int("max_iterations", max_iterations, minimum=0,
                                                                     maximum=cap)
     ks = [needed_nonzeros(s, n) for s in targets]
+    from .report import laplace_lam_hat
+
+    lam_hat = laplace_lam_hat(a)  # before the fast kernel overwrites a with the residual
     n_act = int(np.count_nonzero(a))
     reach = [k for k in ks if k <= n_act]
     run_ks = list(reach)
@@ -243,7 +250,7 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
                 snapshot(ah)
     else:
         trace = run_fast(a, p, run_ks, max_iterations=max_iterations, progress=progress,
-                         snapshot=snapshot if keep_reconstructions else None)
+                         snapshot=snapshot if keep_reconstructions else None, overwrite=True)
     reached = min(len(trace.checkpoints), len(reach))
     if reached < len(ks):
         if len(trace.checkpoints) > reached:
@@ -265,6 +272,6 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
         trace.checkpoints = list(trace.checkpoints[:reached]) + [final]
         snaps = snaps[:reached + 1]
         targets = targets[:reached + 1]
-    stream, report = build_sequential_stream(flat, p, trace, targets, seconds_start=t0)
+    stream, report = build_sequential_stream(flat, p, trace, targets, seconds_start=t0, lam_hat=lam_hat)
     return SurpEncoding(stream=stream, report=report,
                         reconstructions=tuple(snaps) if keep_reconstructions else None)

@@ -295,7 +295,7 @@ def _segments(trace, bounds):
         prev_t, prev_nnz = t_k, nnz_k
 
 
-def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None):
+def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None, lam_hat=None):
     """Entropy-code a sequential trace into container bytes and build its :class:`SurpReport`."""
     t0 = seconds_start if seconds_start is not None else time.perf_counter()
     n = flat.n
@@ -326,8 +326,13 @@ def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None):
         parts.append({"positions": 8 * len(pos_bytes), "signs": 8 * len(sign_bytes), "refreshes": 8 * len(ev_bytes),
                       "framing": 8 * (_PRE.size + _SEG_FRAME)})
     # per-iteration paper-style estimate, cumulative
-    est = np.cumsum(geometric_entropy_bits(trace.esize / n)) if trace.esize.size else np.zeros(0)
-    lam_hat = laplace_lam_hat(flat.magnitudes)
+    cp_its = [t_k for (t_k, _, _) in trace.checkpoints]
+    est_cum = {}
+    acc, prev = 0.0, 0
+    for t_k in sorted(set(cp_its)):  # summed per segment, without an n-long temporary
+        acc += float(np.sum(geometric_entropy_bits(trace.esize[prev:t_k] / n))) if t_k > prev else 0.0
+        est_cum[t_k], prev = acc, t_k
+    lam_hat = laplace_lam_hat(flat.magnitudes) if lam_hat is None else lam_hat
     slices = flat.slices
     tensor_of_new = np.searchsorted(np.array([s.stop for s in slices]), new_idx, side="right")
     cps_header = []
@@ -358,7 +363,7 @@ def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None):
         t_k, nnz_k, s_k = trace.checkpoints[k]
         bits = {"header": header_bits, **cum}
         assert sum(bits.values()) == cp["n_bits"]
-        pos_est = float(est[t_k - 1]) if t_k > 0 else 0.0
+        pos_est = est_cum[t_k]
         bits["positions_estimate"] = pos_est
         ideal = pos_est + header_bits + cum["signs"] + cum["refreshes"] + cum["framing"]
         dist = max(s_k, 0.0) / n
