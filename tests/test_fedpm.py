@@ -340,3 +340,20 @@ def test_fedpm_claims_pass():
 
     res = run_claims("fedpm.")
     assert res and all(r.passed for r in res), [r.id for r in res if not r.passed]
+
+
+def test_fedpm_error_figure_quick(tmp_path):
+    """figures/fedpm_error.py (quick): the Monte Carlo error agrees with the exact formula within K_SE standard errors
+    at every K and θ law, never exceeds the bound d/(4K) beyond its error bar, and the PNG/JSON are written."""
+    import json
+
+    from ratedist.scripts import load_script, repo_root
+
+    mod = load_script(repo_root() / "figures" / "fedpm_error.py")
+    mod.main(["--quick", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "fedpm_error.json").read_text())["results"]
+    assert data["max_abs_z"] < K_SE
+    for curve in data["curves"]:
+        for p in curve["points"]:
+            assert p["exact"] <= p["bound"] * (1 + EPS) and p["error"] - p["ci95"] <= p["bound"] * (1 + EPS)
+    assert (tmp_path / "fedpm_error.png").stat().st_size > 10_000
