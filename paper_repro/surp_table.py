@@ -332,7 +332,9 @@ def plot(data: dict):
         ax.set_title(f"{model} on digits ({a['n_params']} weights)")
         ax.set_xscale("log")
         ax.invert_xaxis()
-        ticks = [100, 50, 20, 10, 5, 2, 1, 0.5]
+        lo = min((100 * (1 - c["sparsity_mean"]) for m in cfg["methods"] for c in a["table"][m].values()
+                  if c["n_seeds"] > 0), default=1.0)
+        ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if t >= lo / 1.6]
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{t:g}\n({100 - t:g})" for t in ticks], fontsize=8)
         ax.set_xlabel("weights remaining, % (sparsity, %), log scale")
