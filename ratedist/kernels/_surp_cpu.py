@@ -380,13 +380,22 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key
         esize = st_i[I_ESIZE]
         qs, b = affine_key(key_base, t, prime)
         a = strides[qs]
-        if esize * esize <= n // 4:
+        if esize * esize <= n // 2:
             ainv = inv_strides[qs]
+            finv = float(ainv) / float(prime)
             best = prime
             ym = -1
             for q in range(esize):
                 y = elist[q]
-                pos = (((y - b) % prime) * ainv) % prime
+                d = y - b
+                if d < 0:
+                    d += prime
+                # (d * ainv) mod prime without a division: float quotient, exact int64 remainder, fix-up
+                pos = d * ainv - np.int64(float(d) * finv) * prime
+                while pos < 0:
+                    pos += prime
+                while pos >= prime:
+                    pos -= prime
                 if pos < best:
                     best = pos
                     ym = y
