@@ -17,7 +17,7 @@ from .._backend import namespace
 from .._validation import check_choice, check_int, check_open_unit, check_positive
 from ..errors import InvalidArgumentError, InvalidShapeError
 
-__all__ = ["BetaAggregator", "logit_safe", "REFERENCE_LOW", "REFERENCE_HIGH"]
+__all__ = ["BetaAggregator", "beta_update_reference", "logit_safe", "REFERENCE_LOW", "REFERENCE_HIGH"]
 
 #: The reference code maps received bits 0 → 0.01 and 1 → 0.99 before accumulating.
 REFERENCE_LOW = 0.01
@@ -48,6 +48,27 @@ def logit_safe(theta, eps: float = 1e-6):
     return xp.log(t) - xp.log1p(-t)
 
 
+def beta_update_reference(alpha, beta, counts, k, low, high, reset, prior, mode):
+    """Array (NumPy/CuPy) form of one aggregation round: returns new (α, β, θ^g).
+
+    The reference of the numba kernel :func:`ratedist.kernels._fedpm_cpu.beta_update`
+    (same floating-point operations) and the CuPy path of :class:`BetaAggregator`.
+    """
+    xp = namespace(counts)
+    ones = low * k + (high - low) * counts.astype(xp.float64)
+    if reset:
+        alpha = xp.full(counts.shape, prior, dtype=xp.float64)
+        beta = xp.full(counts.shape, prior, dtype=xp.float64)
+    a = alpha + ones
+    b = beta + (k - ones)
+    if not mode:
+        return a, b, a / (a + b)
+    den = a + b - 2.0
+    ok = den > 0
+    t = xp.clip((a - 1.0) / xp.where(ok, den, 1.0), 0.0, 1.0)
+    return a, b, xp.where(ok, t, a / (a + b))
+
+
 class BetaAggregator:
     """Server-side Beta(α, β) aggregation of clients' binary masks.
 
@@ -73,6 +94,9 @@ class BetaAggregator:
 
     Notes
     -----
+    On the host, α and β are updated in place by one parallel numba pass
+    (:func:`ratedist.kernels._fedpm_cpu.beta_update`, the same floating-point
+    operations as the NumPy/CuPy path); each round returns a new θ^g array.
     Unanimous clients make the mode exactly 0 or 1; :attr:`theta` keeps that
     value (the true posterior mode) and :meth:`scores` returns finite logits,
     so no ±∞ reaches the clients.  With ``reset="every_round"`` and
@@ -146,37 +170,39 @@ class BetaAggregator:
             k = check_int("n_clients", n_clients, minimum=1)
             if x.shape[0] != self.d:
                 raise InvalidShapeError(f"`counts` has length {x.shape[0]} but the aggregator has d={self.d}.")
-            counts = x.astype(xp.float64)
-            if not bool(xp.all(xp.isfinite(counts))) or float(counts.min()) < 0 or float(counts.max()) > k \
-                    or bool(xp.any(counts != xp.floor(counts))):
+            if x.dtype.kind in "ui":  # integers: the range is all there is to check
+                lo, hi = int(x.min()), int(x.max())
+                ok = lo >= 0 and hi <= k
+                counts = x
+            elif x.dtype.kind == "f":
+                counts = x
+                lo, hi = float(x.min()), float(x.max())
+                ok = bool(xp.all(xp.isfinite(x))) and lo >= 0 and hi <= k and not bool(xp.any(x != xp.floor(x)))
+            else:
+                counts, lo, hi, ok = x, None, None, False
+            if not ok:
                 raise InvalidArgumentError(
-                    f"`counts` must be integers in [0, n_clients={k}], got values in "
-                    f"[{float(counts.min())!r}, {float(counts.max())!r}]."
+                    f"`counts` must be integers in [0, n_clients={k}], got dtype {x.dtype} with values in [{lo!r}, {hi!r}]."
                 )
         else:
             raise InvalidShapeError(f"pass masks (K, d) or counts (d,); got shape {tuple(x.shape)}.")
-        if self.reference_mapping:
-            ones = REFERENCE_LOW * k + (REFERENCE_HIGH - REFERENCE_LOW) * counts
+        low, high = (REFERENCE_LOW, REFERENCE_HIGH) if self.reference_mapping else (0.0, 1.0)
+        reset = self.alpha is None or self._reset(self.round)
+        if xp is np:
+            from ..kernels._fedpm_cpu import beta_update
+
+            if self.alpha is None:
+                self.alpha = np.empty(self.d, dtype=np.float64)
+                self.beta = np.empty(self.d, dtype=np.float64)
+            theta = np.empty(self.d, dtype=np.float64)
+            beta_update(self.alpha, self.beta, np.ascontiguousarray(counts), float(k), low, high, reset,
+                        float(self.prior), self.readout == "mode", theta)
+            self.theta = theta
         else:
-            ones = counts
-        zeros = k - ones
-        if self.alpha is None or self._reset(self.round):
-            self.alpha = xp.full(self.d, self.prior, dtype=xp.float64)
-            self.beta = xp.full(self.d, self.prior, dtype=xp.float64)
-        self.alpha = self.alpha + ones
-        self.beta = self.beta + zeros
-        self.theta = self._readout(xp)
+            self.alpha, self.beta, self.theta = beta_update_reference(
+                self.alpha, self.beta, counts, k, low, high, reset, self.prior, self.readout == "mode")
         self.round += 1
         return self.theta
-
-    def _readout(self, xp):
-        a, b = self.alpha, self.beta
-        if self.readout == "mean":
-            return a / (a + b)
-        den = a + b - 2.0
-        ok = den > 0
-        mode = xp.clip((a - 1.0) / xp.where(ok, den, 1.0), 0.0, 1.0)
-        return xp.where(ok, mode, a / (a + b))
 
     def scores(self):
         """Finite global scores s^g = logit(θ^g) (θ^g clipped to [eps, 1 − eps])."""

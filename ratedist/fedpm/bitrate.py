@@ -333,7 +333,7 @@ def bitrate_per_coordinate(mask, theta_g) -> MaskCode:
     head = bytes([_TAG_COORD]) + put_varint(bits.size)
     data = seal(head + words_to_bytes(enc.get_compressed()))
     n = bits.size
-    ce = float(-np.sum(np.where(bits == 1, np.log2(p), np.log2(1.0 - p)))) / n
+    ce = float(-np.sum(np.log2(np.where(bits.view(bool), p, 1.0 - p)))) / n  # one log per entry
     n_bits = 8 * len(data)
     return MaskCode(data, n, int(np.count_nonzero(bits)), n_bits, n_bits / n, ce, 8 * (len(head) + 4), "per_coordinate")
 

@@ -294,3 +294,25 @@ def counter_bernoulli_reference(theta, key: int, client0: int = 0):
     rows = [counter_uniforms_reference(key, client0 + c, theta.shape[1], xp).astype(xp.float64) < theta[c] * _TWO32
             for c in range(theta.shape[0])]
     return xp.stack(rows).astype(xp.uint8)
+
+
+# ---------------------------------------------------------------- Beta aggregation
+@njit(parallel=True, cache=True)
+def beta_update(alpha, beta, counts, k, low, high, reset, prior, mode, theta):
+    """One round of Beta aggregation in place, one pass: with ``ones = low·k + (high − low)·M_i``,
+    α_i ← (λ₀ if reset else α_i) + ones, β_i ← (λ₀ if reset else β_i) + (k − ones), and θ_i the
+    posterior mode (α − 1)/(α + β − 2) clipped to [0, 1] (the mean α/(α + β) where α + β ≤ 2)
+    when ``mode`` else the mean.  Same floating-point operations as the NumPy path of
+    :class:`ratedist.fedpm.BetaAggregator`."""
+    for i in prange(alpha.shape[0]):
+        ones = low * k + (high - low) * np.float64(counts[i])
+        a = (prior if reset else alpha[i]) + ones
+        b = (prior if reset else beta[i]) + (k - ones)
+        alpha[i] = a
+        beta[i] = b
+        den = a + b - 2.0
+        if mode and den > 0:
+            t = (a - 1.0) / den
+            theta[i] = 0.0 if t < 0.0 else (1.0 if t > 1.0 else t)
+        else:
+            theta[i] = a / (a + b)
