@@ -1,7 +1,8 @@
 """FedPM as a compressor: one Bernoulli sample of θ, coded by the paper's accounting (THEORY.md §5).
 
-The mask m ~ Bern(θ) is drawn from the seed, then coded as the count of ones
-followed by the bits under one Bernoulli(f) model (:func:`ratedist.fedpm.bitrate_paper`).
+The mask m ~ Bern(θ) is drawn from the seed (counter-based generator keyed by the
+seed's mask stream), then coded as the count of ones followed by the bits under one
+Bernoulli(f) model, eight at a time as byte symbols (:func:`ratedist.fedpm.bitrate_paper`).
 The decoder returns m (float64), an unbiased estimate of θ.
 """
 
