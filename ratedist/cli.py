@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 
 from .errors import RatedistError
@@ -69,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ratedist: interrupted", file=sys.stderr)
         return 130
     code = payload.pop("_exit_code", 0) if isinstance(payload, dict) else 0
-    if getattr(args, "json", False):
-        print(json.dumps(_jsonable(payload)))
-    elif text:
-        print(text)
+    try:
+        if getattr(args, "json", False):
+            print(json.dumps(_jsonable(payload)))
+        elif text:
+            print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into `head` and the like
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return int(code)
 
 

@@ -54,7 +54,7 @@ def step_surp() -> tuple[bool, str]:
     return demo_step()
 
 
-STEPS = [step_verify, step_figures, step_repro, step_surp]
+STEPS = [step_verify, step_surp, step_figures, step_repro]
 
 
 def main(argv=None) -> int:

@@ -28,9 +28,9 @@ def _as_array(name, x, *, positive=False, nonnegative=False):
     arr = check_finite_array(name, np.asarray(x, dtype=np.float64) if np.ndim(x) == 0 else x)
     arr = np.asarray(arr, dtype=np.float64)
     if positive and np.any(arr <= 0):
-        raise InvalidArgumentError(f"`{name}` must be > 0 everywhere, got min {arr.min()!r}.")
+        raise InvalidArgumentError(f"`{name}` must be > 0 everywhere, got min {float(arr.min())!r}.")
     if nonnegative and np.any(arr < 0):
-        raise InvalidArgumentError(f"`{name}` must be >= 0 everywhere, got min {arr.min()!r}.")
+        raise InvalidArgumentError(f"`{name}` must be >= 0 everywhere, got min {float(arr.min())!r}.")
     return arr
 
 
