@@ -33,6 +33,7 @@ __all__ = [
     "perm_inverse_many",
     "bucket_sort_init",
     "seq_encode_run",
+    "replay_add",
     "seq_decode_run",
     "N_KEYS",
     "N_STRIDES",
@@ -203,10 +204,9 @@ def bucket_sort_init(a, order, bstart):
 
 
 @njit(cache=True)
-def _sort_desc(order, lo, hi, r):
+def _sort_bucket(order, lo, hi, r, bvals):
+    """Sort ``order[lo:hi]`` by decreasing ``r``; the sorted values (as many as fit) go to ``bvals``."""
     m = hi - lo
-    if m <= 1:
-        return
     vals = np.empty(m, dtype=np.float64)
     for q in range(m):
         vals[q] = -r[order[lo + q]]
@@ -216,126 +216,303 @@ def _sort_desc(order, lo, hi, r):
         tmp[q] = order[lo + idx[q]]
     for q in range(m):
         order[lo + q] = tmp[q]
+    for q in range(min(m, bvals.size)):
+        bvals[q] = -vals[idx[q]]
+
+
+# The eligible set E lives in σ-preimage space (y = σ^{-1}(i)) as a bitmap and a coarse bitmap
+# ``cm`` (one bit per 2**_G consecutive y, set iff any of them is in E), small enough to stay in
+# the L2 cache during the walk.  ``bm`` interleaves two bitmaps, so that both bits of one y share
+# a cache line: word 2w holds E for y in [64w, 64w + 64), word 2w + 1 "selected at least once".
+_G = 2
+_FLOAT_SCAN_MAX = 1 << 26
+_GMASK = np.uint64((1 << (1 << _G)) - 1)
 
 
 @njit(cache=True, inline="always")
-def _e_add(i, elist, where, esize, bitmap):
-    elist[esize] = i
-    where[i] = esize
-    bitmap[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
-    return esize + 1
+def _bit(bm, y):
+    return (bm[y >> 6] >> np.uint64(y & 63)) & np.uint64(1)
 
 
 @njit(cache=True, inline="always")
-def _e_remove(i, elist, where, esize, bitmap):
-    bitmap[i >> 6] &= ~(np.uint64(1) << np.uint64(i & 63))
-    pos = where[i]
-    last = elist[esize - 1]
-    elist[pos] = last
-    where[last] = pos
-    where[i] = -1
-    return esize - 1
+def _set(bm, y):
+    bm[y >> 6] |= np.uint64(1) << np.uint64(y & 63)
+
+
+@njit(cache=True, inline="always")
+def _clear(bm, y):
+    bm[y >> 6] &= ~(np.uint64(1) << np.uint64(y & 63))
+
+
+@njit(cache=True, inline="always")
+def _ebit(bm, y):
+    """Is y in E (interleaved bitmap)."""
+    return (bm[(y >> 6) << 1] >> np.uint64(y & 63)) & np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _sbit(bm, y):
+    """Was y selected before (interleaved bitmap)."""
+    return (bm[((y >> 6) << 1) + 1] >> np.uint64(y & 63)) & np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _cbit(cm, y):
+    z = y >> _G
+    return (cm[z >> 6] >> np.uint64(z & 63)) & np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _adv(y, am, prime):
+    """(y + a) mod prime without a branch, given am = a - prime (negative) and 0 <= y < prime."""
+    y = y + am
+    return y + (prime & (y >> 63))
+
+
+# indices into the integer state vector of the encoder
+(I_T, I_NNZ, I_P, I_BEND, I_BQ, I_HEAP, I_ESIZE, I_COUNTER, I_NPOS, I_STARTED, I_BLO, I_MODE,
+ I_TLO, N_STATE) = range(14)
+# indices into the float state vector
+F_LAM, F_ALPHA, F_S, F_TAU = range(4)
+
+ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER, ST_INTERNAL = range(7)
+
+
+@njit(cache=True, inline="always")
+def _e_add(y, bm, cm, elist, st_i):
+    """Add y to E; in list mode (I_MODE = 1) also append it to ``elist`` (leave list mode when full)."""
+    bm[(y >> 6) << 1] |= np.uint64(1) << np.uint64(y & 63)
+    _set(cm, y >> _G)
+    esize = st_i[I_ESIZE] + 1
+    st_i[I_ESIZE] = esize
+    if st_i[I_MODE] == 1:
+        if esize > elist.size:
+            st_i[I_MODE] = 0
+        else:
+            elist[esize - 1] = y
+
+
+@njit(cache=True, inline="always")
+def _e_remove(y, bm, cm, elist, st_i):
+    """Remove y from E (and from ``elist`` in list mode: swap with the last entry)."""
+    w = bm[(y >> 6) << 1] & ~(np.uint64(1) << np.uint64(y & 63))
+    bm[(y >> 6) << 1] = w
+    if (w >> np.uint64(((y & 63) >> _G) << _G)) & _GMASK == 0:
+        _clear(cm, y >> _G)
+    esize = st_i[I_ESIZE] - 1
+    st_i[I_ESIZE] = esize
+    if st_i[I_MODE] == 1:
+        q = 0
+        while q < esize and elist[q] != y:
+            q += 1
+        elist[q] = elist[esize]
 
 
 @njit(cache=True)
-def _heap_push(heap, h, idx, r):
-    heap[h] = idx
+def _build_elist(bm, cm, elist, st_i):
+    """Enter list mode: list every y of E into ``elist`` (sweeping the coarse bitmap)."""
+    k = 0
+    per = 64 >> (6 - _G)  # fine words per coarse word
+    for ci in range(cm.size):
+        if cm[ci] != 0:
+            for wi in range(ci * per, min(ci * per + per, bm.size >> 1)):
+                w = bm[wi << 1]
+                if w != 0:
+                    for bit in range(64):
+                        if (w >> np.uint64(bit)) & np.uint64(1):
+                            if k < elist.size:
+                                elist[k] = wi * 64 + bit
+                            k += 1
+    if k == st_i[I_ESIZE] and k <= elist.size:
+        st_i[I_MODE] = 1
+
+
+@njit(cache=True)
+def _walk(bm, cm, a, b, prime):
+    """First k >= 0 with (b + k a) mod prime in E, and that y; (-1, -1) if none within prime steps.
+
+    Eight interleaved lanes (k, k+1, ..., k+7; each lane steps by 8a) test the coarse bitmap
+    without branches; only a group with a coarse hit is checked position by position.
+    """
+    am = a - prime
+    am8 = (8 * a) % prime - prime
+    y0 = b
+    y1 = _adv(y0, am, prime)
+    y2 = _adv(y1, am, prime)
+    y3 = _adv(y2, am, prime)
+    y4 = _adv(y3, am, prime)
+    y5 = _adv(y4, am, prime)
+    y6 = _adv(y5, am, prime)
+    y7 = _adv(y6, am, prime)
+    j = 0
+    while j <= prime:
+        hit = (_cbit(cm, y0) | _cbit(cm, y1) | _cbit(cm, y2) | _cbit(cm, y3)
+               | _cbit(cm, y4) | _cbit(cm, y5) | _cbit(cm, y6) | _cbit(cm, y7))
+        if hit != 0:
+            y = y0
+            for lane in range(8):
+                if _cbit(cm, y) != 0 and _ebit(bm, y) != 0:
+                    return j + lane, y
+                y = _adv(y, am, prime)
+        y0 = _adv(y0, am8, prime)
+        y1 = _adv(y1, am8, prime)
+        y2 = _adv(y2, am8, prime)
+        y3 = _adv(y3, am8, prime)
+        y4 = _adv(y4, am8, prime)
+        y5 = _adv(y5, am8, prime)
+        y6 = _adv(y6, am8, prime)
+        y7 = _adv(y7, am8, prime)
+        j += 8
+    return -1, -1
+
+
+@njit(cache=True)
+def _scan_f(elist, esize, ainv, b, prime):
+    """:func:`_scan` in float64 for prime <= 2**26: (y - b) a^{-1} < 2**52 is exact in float64.
+
+    The quotient is estimated in float64 (off by at most one), the remainder computed exactly
+    (a difference of integers below 2**53) and corrected into [0, prime) without branches.
+    """
+    fa = float(ainv)
+    fp = float(prime)
+    fb = float(b)
+    finv = 1.0 / fp
+    best = prime
+    for q in range(esize):
+        d = float(elist[q]) - fb
+        d = d + fp if d < 0.0 else d
+        prod = d * fa
+        pos = prod - float(np.int64(prod * finv)) * fp
+        pos = pos + fp if pos < 0.0 else pos
+        pos = pos - fp if pos >= fp else pos
+        best = min(best, np.int64(pos))
+    return best
+
+
+@njit(cache=True)
+def _scan(elist, esize, ainv, b, prime):
+    """min over y in elist[:esize] of (y - b) a^{-1} mod prime (branch-free, vectorizable).
+
+    The quotient is estimated in float64 (off by at most one for prime < 2**31) and the exact
+    int64 remainder is brought back into [0, prime) by two conditional corrections.
+    """
+    finv = float(ainv) / float(prime)
+    best = prime
+    for q in range(esize):
+        d = np.int64(elist[q]) - b
+        d += prime & (d >> 63)
+        pos = d * ainv - np.int64(float(d) * finv) * prime
+        pos += prime & (pos >> 63)
+        pos -= prime & ~((pos - prime) >> 63)
+        best = min(best, pos)
+    return best
+
+
+@njit(cache=True)
+def _heap_push(heap, hkey, h, idx, v):
+    """Push index ``idx`` with key ``v`` on the max-heap (indices ``heap[:h]``, keys ``hkey[:h]``)."""
     c = h
-    v = r[idx]
     while c > 0:
         par = (c - 1) >> 1
-        if r[heap[par]] < v:
+        if hkey[par] < v:
             heap[c] = heap[par]
+            hkey[c] = hkey[par]
             c = par
         else:
             break
     heap[c] = idx
+    hkey[c] = v
     return h + 1
 
 
 @njit(cache=True)
-def _heap_pop(heap, h, r):
+def _heap_pop(heap, hkey, h):
     top = heap[0]
     h -= 1
     if h > 0:
         x = heap[h]
-        v = r[x]
+        v = hkey[h]
         c = 0
         while True:
             ch = 2 * c + 1
             if ch >= h:
                 break
-            if ch + 1 < h and r[heap[ch + 1]] > r[heap[ch]]:
+            if ch + 1 < h and hkey[ch + 1] > hkey[ch]:
                 ch += 1
-            if r[heap[ch]] > v:
+            if hkey[ch] > v:
                 heap[c] = heap[ch]
+                hkey[c] = hkey[ch]
                 c = ch
             else:
                 break
         heap[c] = x
+        hkey[c] = v
     return top, h
 
 
-# indices into the integer state vector of the encoder
-I_T, I_NNZ, I_P, I_BEND, I_BQ, I_HEAP, I_ESIZE, I_COUNTER, I_NPOS, I_STARTED = range(10)
-# indices into the float state vector
-F_LAM, F_ALPHA, F_S, F_TAU = range(4)
-
-ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER = range(6)
-
-
 @njit(cache=True)
-def _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits):
+def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits):
     """Move every index with residual > tau into E (untouched ones from the sorted order, touched from the heap)."""
     p = st_i[I_P]
     bend = st_i[I_BEND]
     bq = st_i[I_BQ]
+    blo = st_i[I_BLO]
     npos = st_i[I_NPOS]
-    esize = st_i[I_ESIZE]
-    h = st_i[I_HEAP]
     while p < npos:
         while p >= bend:
             bq += 1
             lo = bstart[bq]
             hi = bstart[bq + 1]
             if hi > lo:
-                _sort_desc(order, lo, hi, r)
+                _sort_bucket(order, lo, hi, r, bvals)
+                blo = lo
                 bend = hi
-        i = order[p]
-        if r[i] > tau:
-            esize = _e_add(sigma_inv(i, sk, prime, big_a, bbits), elist, where, esize, bitmap)
+        k = p - blo
+        v = bvals[k] if k < bvals.size else r[order[p]]
+        if v > tau:
+            _e_add(sigma_inv(order[p], sk, prime, big_a, bbits), bm, cm, elist, st_i)
             p += 1
         else:
             break
-    while h > 0 and r[order[0]] > tau:
-        i, h = _heap_pop(order, h, r)
-        esize = _e_add(sigma_inv(i, sk, prime, big_a, bbits), elist, where, esize, bitmap)
+    h = st_i[I_HEAP]
+    while h > 0 and hkey[0] > tau:
+        i, h = _heap_pop(order, hkey, h)
+        _e_add(sigma_inv(i, sk, prime, big_a, bbits), bm, cm, elist, st_i)
     st_i[I_P] = p
     st_i[I_BEND] = bend
     st_i[I_BQ] = bq
-    st_i[I_ESIZE] = esize
+    st_i[I_BLO] = blo
     st_i[I_HEAP] = h
 
 
 @njit(cache=True)
-def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key_base, n, prime, sk, strides,
+def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk, strides,
                    inv_strides, big_a, bbits,
                    sf, decay, n_active, refresh_every, refresh_factor, max_retries, max_iter, stop_nnz,
                    out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts):
     """Run sequential SuRP iterations until nnz reaches ``stop_nnz`` or an output array is full.
 
-    Floating-point operations and their order are exactly those of
-    :func:`ratedist.surp.reference.run_reference`.  ``counts`` receives
-    (iterations written, refresh events written); returns a status code.
+    Floating-point operations on the thresholds and residuals, and their order, are exactly
+    those of :func:`ratedist.surp.reference.run_reference`; the reconstruction â is not kept
+    here (replay ``out_m``, ``out_tau`` with :func:`replay_add`); the odd words of ``bm`` mark
+    (in σ-preimage space) the indices selected with τ ≠ 0, i.e. those with â ≠ 0.  ``counts`` receives
+    (iterations written, refresh events written); returns a status code (ST_FULL also when
+    the heap keys ``hkey`` are full).
+
+    Selection: in list mode (|E| small, ``elist`` holds E) the first position is the minimum
+    of (y - b_t) a_t^{-1} mod P over E (:func:`_scan`); otherwise the permutation is walked
+    (:func:`_walk`).  List mode is entered when |E| <= st_i[I_TLO] and left when |E| exceeds
+    ``elist.size`` (hysteresis), so rebuilding the list is amortized.
     """
     cap = out_j.size
     ecap = ev_t.size
     k_out = 0
     k_ev = 0
     status = ST_FULL
+    t_lo = st_i[I_TLO]
     if st_i[I_STARTED] == 0:
         st_f[F_TAU] = st_f[F_LAM] * sf
-        _advance(st_f[F_TAU], r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
+        _advance(st_f[F_TAU], r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
         st_i[I_STARTED] = 1
     while True:
         if st_i[I_NNZ] >= stop_nnz:
@@ -344,7 +521,7 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key
         if st_i[I_T] >= max_iter:
             status = ST_MAXITER
             break
-        if k_out >= cap or k_ev >= ecap:
+        if k_out >= cap or k_ev >= ecap or st_i[I_HEAP] >= hkey.size:
             status = ST_FULL
             break
         tau = st_f[F_LAM] * sf
@@ -368,7 +545,7 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key
             if not (tau > 0.0):
                 bad = ST_NONPOSITIVE
                 break
-            _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
+            _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
         if bad >= 0:
             status = bad
             break
@@ -378,49 +555,34 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key
             ev_c[k_ev] = c
             k_ev += 1
         esize = st_i[I_ESIZE]
+        if st_i[I_MODE] == 0 and esize <= t_lo:
+            _build_elist(bm, cm, elist, st_i)
         qs, b = affine_key(key_base, t, prime)
         a = strides[qs]
-        if esize * esize <= n // 2:
-            ainv = inv_strides[qs]
-            finv = float(ainv) / float(prime)
-            best = prime
-            ym = -1
-            for q in range(esize):
-                y = elist[q]
-                d = y - b
-                if d < 0:
-                    d += prime
-                # (d * ainv) mod prime without a division: float quotient, exact int64 remainder, fix-up
-                pos = d * ainv - np.int64(float(d) * finv) * prime
-                while pos < 0:
-                    pos += prime
-                while pos >= prime:
-                    pos -= prime
-                if pos < best:
-                    best = pos
-                    ym = y
-            j = best
+        if st_i[I_MODE] == 1 and esize <= t_lo:
+            if prime <= _FLOAT_SCAN_MAX:
+                j = _scan_f(elist, esize, inv_strides[qs], b, prime)
+            else:
+                j = _scan(elist, esize, inv_strides[qs], b, prime)
+            ym = (b + j * a) % prime
         else:
-            j = 0
-            y = b
-            while not (bitmap[y >> 6] >> np.uint64(y & 63)) & np.uint64(1):
-                y += a
-                if y >= prime:
-                    y -= prime
-                j += 1
-            ym = y
+            j, ym = _walk(bm, cm, a, b, prime)
+        if j < 0 or j >= prime:
+            status = ST_INTERNAL
+            break
         m = sigma(ym, sk, prime, big_a, bbits)
         out_j[k_out] = j
         out_m[k_out] = m
         out_e[k_out] = esize
         out_tau[k_out] = tau
         r[m] = r[m] - tau
-        if ahat[m] == 0.0:
+        if _sbit(bm, ym) == 0:
             out_new[k_out] = 1
             st_i[I_NNZ] += 1
+            if tau != 0.0:  # â_m = 0 + τ stays 0 only when τ = 0
+                bm[((ym >> 6) << 1) + 1] |= np.uint64(1) << np.uint64(ym & 63)
         else:
             out_new[k_out] = 0
-        ahat[m] = ahat[m] + tau
         st_f[F_S] = st_f[F_S] - tau
         st_f[F_LAM] = st_f[F_LAM] * decay
         k_out += 1
@@ -428,14 +590,20 @@ def seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, key
         tau = st_f[F_LAM] * sf
         st_f[F_TAU] = tau
         if not (r[m] > tau):
-            esize = _e_remove(ym, elist, where, st_i[I_ESIZE], bitmap)
-            st_i[I_ESIZE] = esize
+            _e_remove(ym, bm, cm, elist, st_i)
             if r[m] > 0.0:
-                st_i[I_HEAP] = _heap_push(order, st_i[I_HEAP], m, r)
-        _advance(tau, r, order, bstart, elist, where, bitmap, st_i, sk, prime, big_a, bbits)
+                st_i[I_HEAP] = _heap_push(order, hkey, st_i[I_HEAP], m, r[m])
+        _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
     counts[0] = k_out
     counts[1] = k_ev
     return status
+
+
+@njit(cache=True)
+def replay_add(ahat, m, tau):
+    """â[m_t] += τ_t in iteration order (the reconstruction of a run; the decoder's arithmetic)."""
+    for t in range(m.size):
+        ahat[m[t]] = ahat[m[t]] + tau[t]
 
 
 @njit(cache=True)
@@ -485,3 +653,92 @@ def seq_decode_run(ahat, sgn, j, new_signs, ev_t, ev_c, key_base, n, prime, sk, 
     st_f[2] = s
     st_i[0] = counter
     return 0
+
+
+@njit(cache=True)
+def integer_symbols_run(v, sym, nlow, low):
+    """The integer code of :mod:`ratedist.surp.stream` in one pass: w = v + 1; w < 8 is symbol w - 1,
+    otherwise e = floor(log2 w), symbol 7 + 4(e - 3) + (the two bits after the leading one) and
+    e - 2 low bits.  Returns the number of uniform low-bit chunks (at most 16 bits each)."""
+    n_chunks = 0
+    for q in range(v.size):
+        w = np.int64(v[q]) + 1
+        if w < 8:
+            sym[q] = w - 1
+            nlow[q] = 0
+            low[q] = 0
+        else:
+            e = np.int64(np.log2(float(w)))
+            while (np.int64(1) << e) > w:
+                e -= 1
+            while (np.int64(1) << (e + 1)) <= w:
+                e += 1
+            sym[q] = 7 + 4 * (e - 3) + ((w >> (e - 2)) & 3)
+            nlow[q] = e - 2
+            low[q] = w & ((np.int64(1) << (e - 2)) - 1)
+            n_chunks += (1 if e - 2 > _CHUNK else 0) + 1
+    return n_chunks
+
+
+_CHUNK = 16
+
+
+@njit(cache=True)
+def chunks_run(nlow, low, vals, sizes):
+    """Low bits as uniform symbols of at most 16 bits, high chunk first: (value, alphabet size) per chunk."""
+    k = 0
+    for q in range(nlow.size):
+        nb = nlow[q]
+        if nb > _CHUNK:
+            vals[k] = low[q] >> _CHUNK
+            sizes[k] = np.int64(1) << (nb - _CHUNK)
+            k += 1
+        if nb > 0:
+            lb = min(nb, _CHUNK)
+            vals[k] = low[q] & ((np.int64(1) << lb) - 1)
+            sizes[k] = np.int64(1) << lb
+            k += 1
+    return k
+
+
+@njit(cache=True)
+def assemble_run(sym, chunks, out):
+    """Inverse of :func:`integer_symbols_run` + :func:`chunks_run`: j = w - 1 from symbols and chunks.
+
+    Returns the number of chunks consumed, or -1 if ``chunks`` is too short (corrupt data)."""
+    k = 0
+    for q in range(sym.size):
+        s = np.int64(sym[q])
+        if s < 7:
+            out[q] = s
+        else:
+            e = (s - 7) // 4 + 3
+            nb = e - 2
+            lowv = np.int64(0)
+            if nb > _CHUNK:
+                if k >= chunks.size:
+                    return -1
+                lowv = np.int64(chunks[k]) << _CHUNK
+                k += 1
+            if k >= chunks.size:
+                return -1
+            lowv |= np.int64(chunks[k])
+            k += 1
+            out[q] = ((np.int64(1) << e) | (((s - 7) & 3) << nb) | lowv) - 1
+    return k
+
+
+@njit(cache=True)
+def chunk_sizes_run(sym, sizes):
+    """Alphabet sizes of the low-bit chunks that the integer-code symbols ``sym`` call for; returns their number."""
+    k = 0
+    for q in range(sym.size):
+        s = np.int64(sym[q])
+        if s >= 7:
+            nb = (s - 7) // 4 + 1
+            if nb > _CHUNK:
+                sizes[k] = np.int64(1) << (nb - _CHUNK)
+                k += 1
+            sizes[k] = np.int64(1) << min(nb, _CHUNK)
+            k += 1
+    return k

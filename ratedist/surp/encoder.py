@@ -119,36 +119,45 @@ def _strides(perms):
     return a, inv
 
 
+# Scan E (cost ~c_s |E|) rather than walk the permutation (cost ~c_w n / |E|) when
+# |E|**2 <= _LIST_KAPPA * n, _LIST_KAPPA ~ c_w / c_s measured on a 2-core Xeon.
+_LIST_KAPPA = 4.0
+_BVALS_MAX = 1 << 20  # sorted values of the current bucket kept contiguous (larger buckets read r)
+
 _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries", 5: "max_iterations"}
 
 
 def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
              max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None,
-             overwrite: bool = False) -> SequentialTrace:
+             overwrite: bool = False, scan_threshold: int | None = None) -> SequentialTrace:
     """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
 
     ``snapshot(ahat)`` is called at each reached checkpoint when given.  With
     ``overwrite=True`` the magnitudes ``a`` become the residual in place (saves n floats).
+    ``scan_threshold`` (|E| at or below which E is also kept as a list and scanned instead of
+    walking the permutation; default sqrt(_LIST_KAPPA · n)) changes the speed, never the result.
     """
     from ..kernels import _surp_cpu as K
     from .reference import Permutations
 
     n = a.size
     r = a if overwrite else a.copy()
-    ahat = np.zeros(n, dtype=np.float64)
     order = np.empty(n, dtype=np.int32)
     bstart = np.empty(K._NB + 1, dtype=np.int64)
     npos = K.bucket_sort_init(r, order, bstart)
-    elist = np.empty(max(npos, 1), dtype=np.int32)
+    bvals = np.empty(int(min(max(int(np.max(np.diff(bstart))), 1), _BVALS_MAX)), dtype=np.float64)
     perms = Permutations(n, p.seed)
     prime = perms.prime
-    where = np.full(prime, -1, dtype=np.int32)
-    bitmap = np.zeros((prime + 63) // 64, dtype=np.uint64)
+    bm = np.zeros(2 * ((prime + 63) // 64), dtype=np.uint64)  # E and "selected", in σ-preimage space
+    cm = np.zeros(((prime >> K._G) + 64) // 64, dtype=np.uint64)  # coarse E
+    t_lo = max(64, math.isqrt(int(_LIST_KAPPA * n))) if scan_threshold is None else int(scan_threshold)
+    elist = np.empty(t_lo + t_lo // 4 + 1, dtype=np.int32)
     sk = np.array(perms.sigma_keys, dtype=np.uint64)
     strides, inv_strides = _strides(perms)
-    st_i = np.zeros(10, dtype=np.int64)
+    st_i = np.zeros(K.N_STATE, dtype=np.int64)
     st_i[K.I_BQ] = -1
     st_i[K.I_NPOS] = npos
+    st_i[K.I_TLO] = t_lo
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
     kb = np.uint64(perms.base)
     cps = []
@@ -162,8 +171,11 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     size = int(min((stop_nnz[-1] if stop_nnz else 0) * 1.1 + 1024, max_iterations + 1))
     out = {"j": np.empty(size, np.int64), "m": np.empty(size, np.int32), "e": np.empty(size, np.int32),
            "tau": np.empty(size, np.float64), "new": np.empty(size, np.uint8)}
+    hkey = np.empty(min(size, max(npos, 1)), np.float64)  # heap keys; the heap holds at most min(t, npos)
     ev = {"t": np.empty(1024, np.int64), "c": np.empty(1024, np.int64)}
     used, used_ev = 0, 0
+    ahat = np.zeros(n, dtype=np.float64)
+    replayed = 0
     step = 1 << 18 if progress else 1 << 62
     try:
         for target in stop_nnz:
@@ -174,9 +186,11 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
                 if used_ev >= ev["t"].size:
                     for key in ev:
                         ev[key] = np.concatenate([ev[key], np.empty(ev[key].size, ev[key].dtype)])
+                if st_i[K.I_HEAP] >= hkey.size:
+                    hkey = np.concatenate([hkey, np.empty(hkey.size, hkey.dtype)])
                 hi = min(out["j"].size, used + step)
-                code = K.seq_encode_run(r, ahat, order, bstart, elist, where, bitmap, st_i, st_f, kb, n, prime, sk,
-                                        strides, inv_strides, perms.big_a, perms.bbits,
+                code = K.seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, kb, n, prime,
+                                        sk, strides, inv_strides, perms.big_a, perms.bbits,
                                         p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
                                         max_retries, max_iterations, target, out["j"][used:hi], out["m"][used:hi],
                                         out["e"][used:hi], out["tau"][used:hi], out["new"][used:hi],
@@ -188,16 +202,22 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
                     bar.refresh()
                 if code == K.ST_FULL:
                     continue
+                if code == K.ST_INTERNAL:  # pragma: no cover - a kernel invariant failed
+                    raise RuntimeError("SuRP encoder kernel: the permutation walk found no eligible index.")
                 status = _STATUS[int(code)]
                 break
             if status != "target":
                 break
             cps.append((int(st_i[K.I_T]), int(st_i[K.I_NNZ]), float(st_f[K.F_S])))
             if snapshot is not None:
+                K.replay_add(ahat, out["m"][replayed:used], out["tau"][replayed:used])
+                replayed = used
                 snapshot(ahat)
     finally:
         if bar is not None:
             bar.close()
+    del order, bm, cm, hkey, bvals
+    K.replay_add(ahat, out["m"][replayed:used], out["tau"][replayed:used])
     return SequentialTrace(j=out["j"][:used], m=out["m"][:used], esize=out["e"][:used], tau=out["tau"][:used],
                            new=out["new"][:used].view(bool), ev_t=ev["t"][:used_ev], ev_c=ev["c"][:used_ev],
                            checkpoints=cps, status=status, residual=r, ahat=ahat,

@@ -99,6 +99,37 @@ def _chunks(nlow: np.ndarray, low: np.ndarray):
     return vals, sizes
 
 
+def _int_code(values: np.ndarray):
+    """Integer-code symbols and low-bit chunks (values, alphabet sizes) of non-negative integers (numba)."""
+    from ..kernels import _surp_cpu as K
+
+    v = np.ascontiguousarray(values, dtype=np.int64)
+    sym = np.empty(v.size, dtype=np.int32)
+    nlow = np.empty(v.size, dtype=np.int64)
+    low = np.empty(v.size, dtype=np.int64)
+    nch = K.integer_symbols_run(v, sym, nlow, low)
+    vals = np.empty(nch, dtype=np.int32)
+    sizes = np.empty(nch, dtype=np.int32)
+    K.chunks_run(nlow, low, vals, sizes)
+    return sym, vals, sizes
+
+
+def _chunk_sizes(sym: np.ndarray) -> np.ndarray:
+    from ..kernels import _surp_cpu as K
+
+    sizes = np.empty(2 * sym.size, dtype=np.int32)
+    return sizes[:K.chunk_sizes_run(sym, sizes)]
+
+
+def _assemble_fast(sym: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+    from ..kernels import _surp_cpu as K
+
+    out = np.empty(sym.size, dtype=np.int64)
+    if K.assemble_run(sym, np.ascontiguousarray(chunks, dtype=np.int64), out) != chunks.size:
+        raise CorruptStreamError("low-bit chunks disagree with the decoded symbols; the stream is corrupted.")
+    return out
+
+
 class AdaptiveIntegerCode:
     """Block-adaptive categorical model of the integer-code symbols; identical state on both sides."""
 
@@ -133,12 +164,11 @@ class AdaptiveIntegerCode:
     def encode(self, values: np.ndarray, enc) -> None:
         if values.size and (values.min() < 0 or values.max() >= 2**_EMAX - 1):
             raise AssertionError("integer outside the adaptive code's range")
-        sym, nlow, low = integer_symbols(values)
+        sym, vals, sizes = _int_code(values)
         for lo, hi in self._blocks(sym.size):
             part = np.ascontiguousarray(sym[lo:hi])
             enc.encode(part, self._model())
             self._after(part)
-        vals, sizes = _chunks(nlow, low)
         if vals.size:
             enc.encode(vals, _constriction().stream.model.Uniform(), sizes)
 
@@ -149,18 +179,16 @@ class AdaptiveIntegerCode:
                 part = np.asarray(dec.decode(self._model(), hi - lo), dtype=np.int32)
                 sym[lo:hi] = part
                 self._after(part)
-            e, nlow = _symbols_to_values(sym)
-            if sym.size and (sym.min() < 0 or sym.max() >= _K or np.any(e > _EMAX)):
+            if sym.size and (sym.min() < 0 or sym.max() >= _K):  # sym < _K means e <= _EMAX
                 raise CorruptStreamError("a decoded integer is out of range; the stream is corrupted.")
-            sizes_probe = np.zeros(count, dtype=np.int64)
-            vals, sizes = _chunks(nlow, sizes_probe)
+            sizes = _chunk_sizes(sym)
             chunks = np.asarray(dec.decode(_constriction().stream.model.Uniform(), sizes), dtype=np.int64) \
                 if sizes.size else np.zeros(0, dtype=np.int64)
         except CorruptStreamError:
             raise
         except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
             raise CorruptStreamError(f"entropy-coded payload does not decode: {exc}") from None
-        return _assemble(sym, e, nlow, chunks)
+        return _assemble_fast(sym, chunks)
 
 
 _BLK = 512  # iterations per position block (blocks also start at every refresh event)
@@ -220,15 +248,14 @@ class PositionCode:
         self.q_code.encode(np.where(deltas >= 0, 2 * deltas, -2 * deltas - 1), enc)
         if qs.size:
             self.q_prev = int(qs[-1])
-        sym, nlow, low = integer_symbols(j)
-        if np.any(sym >= self.k):
+        sym, vals, sizes = _int_code(j)
+        if sym.size and sym.max() >= self.k:
             raise AssertionError("position outside the permutation domain")
         model = _constriction().stream.model
         for (lo, hi), q in zip(zip(bounds[:-1], bounds[1:]), qs):
             if hi > lo:
                 enc.encode(np.ascontiguousarray(sym[lo - t0:hi - t0]),
                            model.Categorical(geometric_symbol_probs(int(q), self.k), perfect=False))
-        vals, sizes = _chunks(nlow, low)
         if vals.size:
             enc.encode(vals, model.Uniform(), sizes)
 
@@ -251,15 +278,14 @@ class PositionCode:
                         model.Categorical(geometric_symbol_probs(int(q), self.k), perfect=False), int(hi - lo))
             if sym.size and (sym.min() < 0 or sym.max() >= self.k):
                 raise CorruptStreamError("a decoded position symbol is out of range; the stream is corrupted.")
-            e, nlow = _symbols_to_values(sym)
-            vals, sizes = _chunks(nlow, np.zeros(count, dtype=np.int64))
+            sizes = _chunk_sizes(sym)
             chunks = np.asarray(dec.decode(model.Uniform(), sizes), dtype=np.int64) if sizes.size \
                 else np.zeros(0, dtype=np.int64)
         except CorruptStreamError:
             raise
         except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
             raise CorruptStreamError(f"position payload does not decode: {exc}") from None
-        return _assemble(sym, e, nlow, chunks)
+        return _assemble_fast(sym, chunks)
 
 
 def _assemble(sym, e, nlow, chunks):
