@@ -6,15 +6,28 @@ pseudorandom permutation of [0, P) (a 4-half-round mixed-radix Feistel network
 on [0, A·2**b) ⊇ [0, P) with cycle walking), so eligible indices sit at
 pseudorandom σ-positions; (a_t, b_t) is a fresh keyed affine map per iteration
 (a_t from a keyed table of N_STRIDES strides whose inverses are precomputed).
-Positions whose image is ≥ n are never eligible.  The encoder keeps a bitmap of
-σ^{-1}(E): walking the permutation costs one addition and one bit test per
-step, and scanning E costs one modular multiplication per element.  The slow
-NumPy twin is :class:`ratedist.surp.reference.Permutations`.
+Positions whose image is ≥ n are never eligible.  The slow NumPy twin is
+:class:`ratedist.surp.reference.Permutations`.
 
-The encoder kernel keeps the eligible set E = {i : r_i > τ} incrementally:
-untouched indices enter from a lazily bucket-sorted order of the magnitudes
-(the selection threshold only falls), and touched indices whose residual fell
-below τ wait in a max-heap (stored in the consumed prefix of ``order``).
+The encoder kernel keeps the eligible set E = {i : r_i > τ} incrementally, in
+σ-preimage space (y = σ^{-1}(i)), with no n-sized index map:
+
+* a bitmap of E interleaved with a "selected before" bitmap (both bits of a y
+  share a cache line), and a coarse bitmap (one bit per 4 consecutive y, a few
+  hundred KiB) that the permutation walk tests in 8 interleaved lanes without
+  branches: walking costs about one addition and one cached bit test per step;
+* while |E| is small, also a plain list of E (rebuilt from the bitmaps when |E|
+  falls to the threshold, dropped when it grows 25% past it): the first position
+  is then the minimum of (y − b_t) a_t^{-1} mod P over the list, a vectorized
+  loop (exact float64 arithmetic below P = 2**26);
+* untouched indices enter from a lazily bucket-sorted order of the magnitudes
+  (the threshold only falls while E is non-empty), touched ones whose residual
+  fell to τ or below wait in a max-heap with inline keys (indices in the
+  consumed prefix of ``order``).
+
+The reconstruction â is not updated inside the loop (it would cost a second
+random memory access per iteration): :func:`replay_add` replays the selections
+afterwards with the decoder's arithmetic.
 """
 
 from __future__ import annotations
@@ -34,6 +47,10 @@ __all__ = [
     "bucket_sort_init",
     "seq_encode_run",
     "replay_add",
+    "integer_symbols_run",
+    "chunks_run",
+    "chunk_sizes_run",
+    "assemble_run",
     "seq_decode_run",
     "N_KEYS",
     "N_STRIDES",
