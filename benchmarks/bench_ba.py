@@ -2,8 +2,9 @@
 
 1. 1,025-point Laplacian grid (λ = 1, A = 14), slope −2, certified gap 1e-4 nats: ratedist's solver
    (Toeplitz fast path + SQUAREM) vs a plain dense NumPy BA loop with the same stopping rule.
-2. 65,537-point Laplacian grid, slope −2, certified gap 1e-6 nats within 30 s; reference: the same fast
-   path without acceleration, capped at the same wall time (gap reached is reported).
+2. 65,537-point Laplacian grid, slope −2, certified gap 1e-6 nats within 30 s (one call, timed whole;
+   ``iterations`` counts fine-grid map evaluations plus coarse-level ones weighted by grid size);
+   reference: the same fast path without acceleration, capped at the same wall time (gap reached).
 Run: ``python -m benchmarks.run --only ba`` (or ``make bench``).
 """
 
@@ -56,24 +57,28 @@ def main(quick: bool = False) -> list[dict]:
     budget = 5.0 if quick else 30.0
     g = discretize_laplace(1.0, 14.0 / (m2 // 2), 14.0)
     out = {}
-    for acc in (True, False):
+    blahut_arimoto_grid(g.points, g.pmf, -2.0, tol=1e-2)  # compile outside the timing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # ratedist: one call (coarse-to-fine start, SQUAREM, cluster-collapse steps), timed as a whole
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            # run in slices of iterations, warm-started, until the gap or the wall budget is reached
-            res, q, its = None, None, 0
-            while time.perf_counter() - t0 < budget:
-                res = blahut_arimoto_grid(g.points, g.pmf, -2.0, tol=1e-6, accelerate=acc, max_iter=600,
-                                          q_init=q)
-                q, its = res.q_xhat, its + res.iterations
-                if res.converged:
-                    break
-        out[acc] = (time.perf_counter() - t0, res, its)
+        res = blahut_arimoto_grid(g.points, g.pmf, -2.0, tol=1e-6, max_iter=200_000)
+        out[True] = (time.perf_counter() - t0, res, res.iterations)
+        # reference: plain BA on the same fast path, in warm-started slices until the same wall budget
+        t0 = time.perf_counter()
+        res, q, its = None, None, 0
+        while time.perf_counter() - t0 < budget:
+            res = blahut_arimoto_grid(g.points, g.pmf, -2.0, tol=1e-6, accelerate=False, max_iter=600,
+                                      q_init=q)
+            q, its = res.q_xhat, its + res.iterations
+            if res.converged:
+                break
+        out[False] = (time.perf_counter() - t0, res, its)
     (t_a, r_a, i_a), (t_p, r_p, i_p) = out[True], out[False]
     rows.append({"name": f"ba grid {g.size} pts s=-2 gap 1e-6 in {budget:.0f} s", "ratio": r_p.gap / r_a.gap,
                  "target": f"gap <= 1e-6 within {budget:.0f} s",
                  "passed": bool(r_a.converged and t_a <= budget),
-                 "detail": f"accelerated: {t_a:.1f} s, {i_a} it, gap {r_a.gap:.2e}, R {r_a.rate:.6f}; plain: "
+                 "detail": f"accelerated: {t_a:.1f} s, {i_a} it (fine-equivalent), gap {r_a.gap:.2e}, R {r_a.rate:.6f}; plain: "
                            f"{t_p:.1f} s, {i_p} it, gap {r_p.gap:.2e} (ratio = plain gap / accelerated gap)"})
     return rows
 

@@ -103,14 +103,19 @@ def test_certificate_valid_for_any_q(seed, iters):
        log_s=st.floats(-2.0, 2.0))
 def test_numba_and_numpy_paths_agree(seed, mx, my, log_s):
     """The numba dense kernel (stabilized, log-domain repair) and the NumPy log-sum-exp
-    reference solve the same problem to the same answer (house rule: kernels vs reference)."""
+    reference compute the same iterates, hence the same certified answer after the same number of
+    plain BA steps (house rule: kernels vs reference).  A fixed step count keeps the check
+    independent of how slowly a random (possibly degenerate) problem converges."""
     rng = np.random.default_rng(seed)
     p = rng.dirichlet(np.ones(mx))
     d = rng.uniform(0, 2, size=(mx, my))
     s = -(10.0 ** log_s)
-    a = blahut_arimoto(p, d, s, tol=1e-10, backend="numpy", accelerate=False, max_iter=200_000)
-    b = blahut_arimoto(p, d, s, tol=1e-10, backend="numba", accelerate=False, max_iter=200_000)
-    assert a.converged and b.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = blahut_arimoto(p, d, s, tol=1e-10, backend="numpy", accelerate=False, max_iter=3000)
+        b = blahut_arimoto(p, d, s, tol=1e-10, backend="numba", accelerate=False, max_iter=3000)
+    assert a.iterations == b.iterations and a.converged == b.converged
+    assert abs(a.gap - b.gap) < AGREE and a.rate_lower <= a.rate + ROUND
     assert abs(a.rate - b.rate) < AGREE and abs(a.distortion - b.distortion) < AGREE * max(1, 1 / abs(s))
     np.testing.assert_allclose(a.q_xhat, b.q_xhat, atol=1e-5)
 

@@ -26,6 +26,9 @@ __all__ = [
     "dense_log_c",
     "abs_conv",
     "abs_log_conv",
+    "abs_ba_z",
+    "abs_ba_c",
+    "abs_ba_next",
     "TINY",
 ]
 
@@ -141,3 +144,129 @@ def abs_log_conv(logv, logr, out):
     for i in range(m - 1, -1, -1):
         out[i] = _logaddexp(out[i], g)
         g = logr + _logaddexp(g, logv[i])
+
+
+
+# ---- fused BA-map evaluation for absolute error (the transcendental functions are left to NumPy's
+# vectorized exp/log between these calls: numba's scalar libm calls would cost ~20 ns each)
+
+
+@njit(cache=True)
+def _scan(x, r, out):
+    """out[i] = Σ_{j<=i} r^{i-j} x[j], by a blocked scan (pass reversed views for the other direction).
+
+    The array is cut into four blocks scanned side by side (four independent dependency chains
+    hide the latency of the serial recursion), then each block gets its carry-in
+    ``carry·r^{k+1}``.  Every term is non-negative, so the relative error stays a few ulps.
+    """
+    m = x.shape[0]
+    L = m // 4
+    if L < 16:
+        f = 0.0
+        for i in range(m):
+            f = x[i] + r * f
+            out[i] = f
+        return
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    f3 = 0.0
+    for k in range(L):
+        f0 = x[k] + r * f0
+        f1 = x[L + k] + r * f1
+        f2 = x[2 * L + k] + r * f2
+        f3 = x[3 * L + k] + r * f3
+        out[k] = f0
+        out[L + k] = f1
+        out[2 * L + k] = f2
+        out[3 * L + k] = f3
+    for i in range(4 * L, m):
+        f3 = x[i] + r * f3
+        out[i] = f3
+    rl = r ** L
+    c1 = f0
+    c2 = f1 + rl * c1
+    c3 = f2 + rl * c2
+    pw = r
+    for k in range(L):
+        out[L + k] += c1 * pw
+        out[2 * L + k] += c2 * pw
+        out[3 * L + k] += c3 * pw
+        pw *= r
+    for i in range(4 * L, m):
+        out[i] += c3 * pw
+        pw *= r
+
+
+@njit(cache=True)
+def abs_ba_z(qt, r, z, work):
+    """z[i] = Σ_j r^|i-j| qt[j] (forward and backward blocked scans); returns min z."""
+    m = qt.shape[0]
+    _scan(qt, r, z)
+    _scan(qt[::-1], r, work[::-1])
+    zmin = np.inf
+    for i in range(m):
+        zi = z[i] + work[i] - qt[i]
+        z[i] = zi
+        if zi < zmin:
+            zmin = zi
+    return zmin
+
+
+@njit(cache=True)
+def abs_ba_c(p, z, log_z, r, w, c, work):
+    """From z = A q̃ and ln z: L̃ = Σ_{p_i>0} p_i ln z_i, w = (p / z) / wmax, c = A w.
+
+    Returns ``(L̃, wmax, cmin)``; the caller adds the shifts back.  ``c`` may alias ``z``.
+    """
+    m = p.shape[0]
+    L = 0.0
+    wmax = 0.0
+    for i in range(m):
+        pi = p[i]
+        if pi > 0.0:
+            L += pi * log_z[i]
+            wi = pi / z[i]
+            w[i] = wi
+            if wi > wmax:
+                wmax = wi
+        else:
+            w[i] = 0.0
+    inv = 1.0 / wmax
+    for i in range(m):
+        w[i] *= inv
+    cmin = abs_ba_z(w, r, c, work)
+    return L, wmax, cmin
+
+
+@njit(cache=True)
+def abs_ba_next(theta, qt, c, log_c, shift, wmax, floor, nxt):
+    """Finish one evaluation: ln c = ln c̃ + shift (in place), the next iterate and the certificate terms.
+
+    ``q_j c_j = qt_j · c̃_j · wmax``; ``nxt = θ + ln c − ln Σ q c`` (Σ q c = 1 in
+    exact arithmetic), floored at ``max − floor``.  Returns ``(lmax, kl)`` with
+    ``kl = Σ q_j c_j ln c_j``.
+    """
+    m = theta.shape[0]
+    lmax = -np.inf
+    kl = 0.0
+    tot = 0.0
+    nmax = -np.inf
+    for j in range(m):
+        lc = log_c[j] + shift
+        log_c[j] = lc
+        qc = qt[j] * c[j] * wmax
+        if lc > lmax:
+            lmax = lc
+        tot += qc
+        kl += qc * lc
+        t = theta[j] + lc
+        nxt[j] = t
+        if t > nmax:
+            nmax = t
+    lt = np.log(tot)
+    lo = nmax - lt - floor
+    for j in range(m):
+        t = nxt[j] - lt
+        nxt[j] = t if t > lo else lo
+    return lmax, kl

@@ -59,6 +59,10 @@ __all__ = [
 
 _FLOOR = 700.0          # ln q is kept >= max ln q − 700 (e^{−700} ≈ 1e-304: zero for every sum)
 _FFT_GUARD = 1e-7       # FFT outputs below this fraction of the maximum are recomputed exactly
+_COLLAPSE_EVERY = 80     # SQUAREM cycles (about 3 map evaluations each) between cluster-collapse steps
+_COARSE_TOL = 0.5        # coarse levels aim at this fraction of tol
+_COARSE_SHARE = 2        # each coarse level gets at most max_iter / this many map evaluations
+_MIN_COARSE = 1025       # coarse-to-fine start on grids whose every-4th (or 2nd) point gives at least this many
 _BAND_DIRECT = 32       # kernels with at most this many non-underflowing taps per side: direct sums
 
 
@@ -211,6 +215,9 @@ class _Toeplitz:
             self._k = _ba_cpu
             self.logr = slope * step
             self.r = math.exp(self.logr)
+            self._qt = np.empty(m)
+            self._w = np.empty(m)
+            self._work = np.empty(m)
         elif method == "fft":
             self._setup_fft()
 
@@ -303,6 +310,29 @@ class _Toeplitz:
     def log_c(self, u):
         return self._log_conv(u, "z")  # symmetric kernel: Aᵀ = A
 
+    def fused_eval(self, theta, p):
+        """One BA-map evaluation of the recursive path: three numba passes between NumPy's vectorized exp/log.
+
+        Returns None (use the general log-domain path) when a linear sum would underflow.
+        """
+        if self.method != "recursive":
+            return None
+        k, m, qt, w = self._k, self.m, self._qt, self._w
+        log_z, c, log_c, nxt = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+        tmax = float(theta.max())
+        np.subtract(theta, tmax, out=qt)
+        np.exp(qt, out=qt)
+        if not k.abs_ba_z(qt, self.r, c, self._work) > k.TINY:   # c holds z for now
+            return None
+        np.log(c, out=log_z)
+        L, wmax, cmin = k.abs_ba_c(p, c, log_z, self.r, w, c, self._work)
+        if not (cmin > k.TINY and wmax > 0):
+            return None
+        np.log(c, out=log_c)
+        lmax, kl = k.abs_ba_next(theta, qt, c, log_c, math.log(wmax) - tmax, wmax, _FLOOR, nxt)
+        log_z += tmax
+        return _Eval(theta, log_z, log_c, L + tmax, kl, lmax, lmax - kl, nxt)
+
     def mean_distortion(self, theta, log_z, p):
         xp = self.xp
         logt = self._log_conv(theta, "d")
@@ -328,6 +358,11 @@ class _Eval:
 
 
 def _evaluate(xp, op, log_p, p, theta) -> _Eval:
+    fused = getattr(op, "fused_eval", None)
+    if fused is not None:
+        e = fused(theta, p)
+        if e is not None:
+            return e
     log_z = op.log_z(theta)
     with np.errstate(invalid="ignore"):
         u = xp.where(p > 0, log_p - log_z, -xp.inf)
@@ -339,6 +374,75 @@ def _evaluate(xp, op, log_p, p, theta) -> _Eval:
         kl = float(xp.sum(xp.where(qn > 0, qn * log_c, 0.0)))
     nxt = _normalize(xp, xp.maximum(theta + log_c, -1e300))
     return _Eval(theta, log_z, log_c, L, kl, lmax, lmax - kl, nxt)
+
+
+def _line_search(xp, p, rho):
+    """max over t in [0, 1] of g(t) = Σ_i p_i ln(1 + t ρ_i) (concave) by safeguarded Newton; returns (t, g(t)).
+
+    ``p`` and ``rho`` are restricted to the source points with p_i > 0 by the caller.
+    """
+    if float(xp.dot(p, rho)) <= 0:  # g'(0) <= 0: no ascent
+        return 0.0, 0.0
+    t = 0.0
+    for _ in range(30):
+        u = rho / (1.0 + t * rho)
+        pu = p * u
+        d1, d2 = float(xp.sum(pu)), float(xp.dot(pu, u))
+        if d1 >= 0 and t >= 1.0:
+            break
+        tn = min(max(t + d1 / d2, 0.0), 1.0) if d2 > 0 else 1.0
+        done = abs(tn - t) <= 1e-10 * tn
+        t = tn
+        if done:
+            break
+    return t, float(xp.dot(p, xp.log1p(t * rho)))
+
+
+def _collapse(xp, op, p, e):
+    """Cluster-collapse step: move a fraction t of the mass around j* = argmax c_j into j* itself.
+
+    BA spreads a point mass of the optimal law (e.g. the atom at 0 of the Laplacian reproduction
+    law) into a narrow bump that it collapses only at a 1/n rate: the objective L(q) = Σ p_i ln Z_i
+    barely distinguishes a bump from an atom.  For windows of 1, 2, 4, … points on either side of
+    j*, the exact line search of L along "window mass → j*" is cheap (Z moves linearly in t), and
+    the best window is applied.  L never decreases, so the iteration stays monotone; the
+    certificate is recomputed at the new point.  Returns the new θ, or None without a gain.
+    """
+    m = e.theta.shape[0]
+    js = int(xp.argmax(e.log_c))
+    theta = e.theta
+    zero = float(xp.max(theta)) - 2.0 * _FLOOR  # e^{zero} is 0 beside every kept term
+    onehot = xp.full(m, zero)
+    onehot[js] = 0.0
+    pos = p > 0
+    pp = p[pos]
+    lcol = (op.log_z(onehot) - e.log_z)[pos]        # ln(A_{:, j*} / Z)
+    best_gain, best = 0.0, None
+    k = 1
+    while k <= max(1, m // 4):
+        lo, hi = max(0, js - k), min(m, js + k + 1)
+        tw = xp.full(m, zero)
+        tw[lo:hi] = theta[lo:hi]
+        tw[js] = zero
+        lmw = float(_lse(xp, tw[lo:hi]))           # ln of the window's mass (j* excluded)
+        with np.errstate(over="ignore"):
+            rho = xp.exp(lmw + lcol) - xp.exp((op.log_z(tw) - e.log_z)[pos])
+        t, gain = _line_search(xp, pp, rho)
+        if gain > best_gain:
+            best_gain, best = gain, (t, lo, hi)
+        if hi - lo >= m:
+            break
+        k *= 2
+    if best is None:
+        return None
+    t, lo, hi = best
+    q = xp.exp(theta - float(xp.max(theta)))
+    move = t * q[lo:hi]
+    move[js - lo] = 0.0
+    q[lo:hi] -= move
+    q[js] += float(xp.sum(move))
+    with np.errstate(divide="ignore"):
+        return _normalize(xp, xp.log(q))
 
 
 def _solve(xp, op, p, theta0, tol, max_iter, accelerate):
@@ -368,6 +472,7 @@ def _solve(xp, op, p, theta0, tol, max_iter, accelerate):
                 return e0, n, True
         return best, n, False
     step_max, mstep = 1.0, 4.0
+    cycles = 0
     while n < max_iter:
         e1 = ev(e0.next)
         if e1.gap < tol:
@@ -399,6 +504,13 @@ def _solve(xp, op, p, theta0, tol, max_iter, accelerate):
         e0 = ev(nxt)
         if e0.gap < tol:
             return e0, n, True
+        cycles += 1
+        if cycles % _COLLAPSE_EVERY == 0 and n < max_iter:
+            tc = _collapse(xp, op, p, e0)
+            if tc is not None:
+                e0 = ev(tc)
+                if e0.gap < tol:
+                    return e0, n, True
     return best, n, False
 
 
@@ -638,10 +750,71 @@ def blahut_arimoto_grid(points, p_x, slope, *, distortion_type="absolute", tol=1
     """
     tol_n, max_iter, s = _check_common(tol, max_iter, units, slope)
     xp, p, x, step = _grid_setup(points, p_x, distortion_type, method)
-    op = _Toeplitz(xp, x.shape[0], step, s, distortion_type, method)
-    theta0 = _check_theta0(xp, q_init, x.shape[0])
+    m = x.shape[0]
+    op = _Toeplitz(xp, m, step, s, distortion_type, method)
+    n_coarse = 0
+    if q_init is None and accelerate and _coarsening(m) is not None:
+        theta0, work = _coarse_start(xp, p, step, s, distortion_type, method, tol_n, max_iter)
+        n_coarse = int(round(work / m))
+    else:
+        theta0 = _check_theta0(xp, q_init, m)
     e, n, conv = _solve(xp, op, p, theta0, tol_n, max_iter, bool(accelerate))
-    return _readout(xp, op, p, e, s, n, conv, units, tol_n, "blahut_arimoto_grid")
+    return _readout(xp, op, p, e, s, n + n_coarse, conv, units, tol_n, "blahut_arimoto_grid")
+
+
+def _coarsening(m):
+    """Coarsening factor (4 or 2) for an m-point grid, or None when the coarse grid would be too small."""
+    for f in (4, 2):
+        if (m - 1) % f == 0 and (m - 1) // f + 1 >= _MIN_COARSE:
+            return f
+    return None
+
+
+def _hat(m, f):
+    """Hat weights between an m-point grid and its every-f-th-point coarse grid: (fine i, coarse J, w)."""
+    i = np.arange(m)
+    j0, a = i // f, (i % f) / f
+    J = np.concatenate([j0, np.minimum(j0 + 1, (m - 1) // f)])
+    w = np.concatenate([1.0 - a, a])
+    return np.concatenate([i, i]), J, w
+
+
+def _coarse_start(xp, p, step, s, distortion_type, method, tol_n, max_iter):
+    """Starting law from the same problem on the every-f-th-point grid (coarse-to-fine continuation).
+
+    The source is restricted to the coarse grid with hat (linear-interpolation) weights, which
+    preserve its mass; the coarse problem is solved (itself coarse-to-fine, down to
+    ``_MIN_COARSE`` points) and its law spread back with the same hats, each coarse mass
+    renormalized over its fine points.  Only the starting point changes: the fine problem is
+    then solved and certified on its own.  Each level is solved to ``tol/2`` with at most
+    ``max_iter`` evaluations.  Returns (θ₀, work on coarse levels in point-evaluations, i.e. the
+    sum over levels of evaluations × grid size).
+    """
+    ph = np.asarray(to_host(p), dtype=np.float64)
+    m = ph.shape[0]
+    f = _coarsening(m)
+    mc = (m - 1) // f + 1
+    i, J, w = _hat(m, f)
+    pc = np.bincount(J, weights=w * ph[i], minlength=mc)
+    pc = pc / pc.sum()
+    opc = _Toeplitz(xp, mc, step * f, s, distortion_type, method)
+    pcx = xp.asarray(pc)
+    n = 0
+    if _coarsening(mc) is not None:
+        th, n = _coarse_start(xp, pcx, step * f, s, distortion_type, method, tol_n, max_iter)
+    else:
+        th = xp.full(mc, -math.log(mc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        e, nc, _conv = _solve(xp, opc, pcx, th, _COARSE_TOL * tol_n, max(1, max_iter // _COARSE_SHARE), True)
+    qc = to_host(_law(xp, e.theta))
+    colsum = np.bincount(J, weights=w, minlength=mc)
+    q = np.bincount(i, weights=w * (qc / colsum)[J], minlength=m)
+    q = q / q.sum()
+    with np.errstate(divide="ignore"):
+        th = np.log(q)
+    th = np.maximum(th, th.max() - _FLOOR)
+    return xp.asarray(th), n + nc * mc
 
 
 # --------------------------------------------------------------------------------------------
