@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,15 @@ def figure_scripts() -> list[Path]:
 
 
 def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(f"_ratedist_script_{path.stem}", path)
+    name = f"_ratedist_script_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.modules[name] = mod  # dataclasses with postponed annotations look their module up here
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return mod
 
 
