@@ -299,6 +299,20 @@ def compare_orderings(pairs: Sequence[tuple[str, str]], ours: Mapping[str, Seque
 # ----------------------------------------------------------------------------- files
 
 
+def orderings_markdown(title: str, checks: Sequence[Mapping]) -> list[str]:
+    """Markdown lines for one group of :func:`compare_orderings` results: a table, then the verdicts listed."""
+    rows = [[c["paper"], c["verdict"], f"{c['n_agree']}/{c['n_tie']}/{c['n_disagree']}", ", ".join(c["columns"])]
+            for c in checks]
+    lines = [f"### {title}", "", markdown_table(["published ordering", "ours", "agree/tie/disagree", "per column"],
+                                                rows), ""]
+    for verdict in VERDICTS:
+        hits = [c["paper"] for c in checks if c["verdict"] == verdict]
+        if hits:
+            lines.append(f"- {verdict}: {', '.join(hits)}")
+    lines.append("")
+    return lines
+
+
 def versions() -> dict:
     """Versions of Python, the platform and the libraries a result depends on."""
     import importlib.metadata as md

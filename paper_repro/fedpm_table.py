@@ -431,15 +431,7 @@ def make_table(data: dict) -> str:
               "mean_a − mean_b exceeds one combined σ (or the test-set sampling error), disagrees when "
               "the reverse holds, ties otherwise.", ""]
     for key, checks in data["orderings"].items():
-        rows = [[c["paper"], c["verdict"], f"{c['n_agree']}/{c['n_tie']}/{c['n_disagree']}", ", ".join(c["columns"])]
-                for c in checks]
-        lines += [f"### {key}", "", C.markdown_table(["published ordering", "ours", "agree/tie/disagree",
-                                                       "per column"], rows), ""]
-        for verdict in C.VERDICTS:
-            hits = [c["paper"] for c in checks if c["verdict"] == verdict]
-            if hits:
-                lines.append(f"- {verdict}: {', '.join(hits)}")
-        lines.append("")
+        lines += C.orderings_markdown(key, checks)
     lines += ["## Notes", "",
               "- The published tables are CIFAR-10-scale (Conv6, 200 rounds; dataset unconfirmed by the "
               "captions); these are digits with a 50k-weight MLP: compare orderings and bit rates, not accuracies.",

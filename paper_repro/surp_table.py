@@ -284,15 +284,7 @@ def make_table(data: dict) -> str:
     o = data["orderings"]
     lines += ["## Do the paper's orderings hold here?", "", o["rule"] + ".", ""]
     for model, checks in o["by_model"].items():
-        rows = [[c["paper"], c["verdict"], f"{c['n_agree']}/{c['n_tie']}/{c['n_disagree']}", ", ".join(c["columns"])]
-                for c in checks]
-        lines += [f"### {model}", "", C.markdown_table(["published ordering", "ours", "agree/tie/disagree",
-                                                         "per column"], rows), ""]
-        for verdict in C.VERDICTS:
-            hits = [c["paper"] for c in checks if c["verdict"] == verdict]
-            if hits:
-                lines.append(f"- {verdict}: {', '.join(hits)}")
-        lines.append("")
+        lines += C.orderings_markdown(model, checks)
     lines += ["## Notes", "",
               "- Sparsity counts every parameter; the networks are bias-free, so every parameter is a "
               "prunable weight (the paper's LAMP rows count conv/linear weights only, SuRP's code all "

@@ -27,7 +27,7 @@ import numpy as np
 from .._backend import resolve_backend, to_host
 from .._validation import check_choice
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
-from ..fedpm.bitrate import get_varint, put_varint, seal, unseal
+from ..coding.varint import get_varint, put_varint, seal, unseal
 
 __all__ = [
     "Compressor",

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import CorruptStreamError
-from ..fedpm.bitrate import get_varint, put_varint
+from ..coding.varint import get_varint, put_varint
 from .base import PURPOSE_ROUNDING, Compressor, pack_f32, stream_rng, unpack_f32
 
 __all__ = ["QSGD", "elias_gamma_lengths"]

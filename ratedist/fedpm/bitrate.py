@@ -23,14 +23,13 @@ at most 64 bits of range-coder flush).  ``n_bits`` is always ``8 * len(data)``.
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._backend import to_host
 from ..coding.entropy import binary_entropy_bits, bytes_to_words, words_to_bytes
+from ..coding.varint import get_varint, put_varint, seal, unseal
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
 
 __all__ = [
@@ -41,10 +40,6 @@ __all__ = [
     "decode_mask_per_coordinate",
     "bpp_paper_formula",
     "P_MIN",
-    "put_varint",
-    "get_varint",
-    "seal",
-    "unseal",
 ]
 
 #: Probabilities of the per-coordinate model are clipped to [P_MIN, 1 − P_MIN].
@@ -53,53 +48,6 @@ _TAG_PAPER = 0xA3  # byte-symbol layout (0xA1 was the bit-by-bit layout, no long
 _TAG_COORD = 0xA2
 _SPLIT = 1 << 23  # constriction's Uniform needs size < 2^24
 _LOW = 4096
-
-
-# ---------------------------------------------------------------- byte helpers
-def put_varint(n: int) -> bytes:
-    """LEB128 encoding of a non-negative integer."""
-    out = bytearray()
-    n = int(n)
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def get_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """Read a LEB128 integer at ``pos``; return (value, next position)."""
-    n = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise CorruptStreamError("payload ends inside a varint or the varint is too long; it is truncated or corrupted.")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, pos
-
-
-def seal(body: bytes) -> bytes:
-    """Append the CRC32 of ``body``."""
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def unseal(data: bytes, what: str) -> bytes:
-    """Check and strip the trailing CRC32; raise :class:`CorruptStreamError` on mismatch."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError(f"`data` must be bytes, got {type(data).__name__}.")
-    data = bytes(data)
-    if len(data) < 5:
-        raise CorruptStreamError(f"{what} payload has {len(data)} bytes, too short to be valid; it is truncated.")
-    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
-    if zlib.crc32(body) != crc:
-        raise CorruptStreamError(f"{what} payload fails its CRC32 check: it is corrupted or truncated.")
-    return body
 
 
 # ---------------------------------------------------------------- results

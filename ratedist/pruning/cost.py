@@ -31,6 +31,7 @@ import numpy as np
 from .._validation import _to_numpy, check_int, check_weights
 from ..coding.container import pack_container, unpack_container
 from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..coding.varint import get_varints, put_varints
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
 from .allocation import select_layers
 
@@ -85,41 +86,6 @@ class DecodedPruning:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _varint_encode(values: np.ndarray) -> bytes:
-    out = bytearray()
-    for v in values.tolist():
-        v = int(v)
-        while True:
-            byte = v & 0x7F
-            v >>= 7
-            if v:
-                out.append(byte | 0x80)
-            else:
-                out.append(byte)
-                break
-    return bytes(out)
-
-
-def _varint_decode(data: bytes, n: int) -> np.ndarray:
-    vals = []
-    pos = 0
-    for _ in range(n):
-        v, shift = 0, 0
-        while True:
-            if pos >= len(data) or shift > 63:
-                raise CorruptStreamError("value histogram is truncated or corrupted.")
-            b = data[pos]
-            pos += 1
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        vals.append(v)
-    if pos != len(data):
-        raise CorruptStreamError("value histogram has trailing bytes; the stream is corrupted.")
-    return np.array(vals, dtype=np.int64)
 
 
 def _quantize(v: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
@@ -267,7 +233,7 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
             lo = int(sym.min()) if sym.size else 0
             hi = int(sym.max()) if sym.size else 0
             counts = np.bincount(sym - lo, minlength=hi - lo + 1) if sym.size else np.zeros(1, dtype=np.int64)
-            hist = _varint_encode(counts)
+            hist = put_varints(counts.tolist())
             vals = _encode_symbols(sym - lo, counts)
             entry.update(scale=scale, qmin=lo, qmax=hi)
             segments += [hist, vals]
@@ -342,7 +308,7 @@ def decode_cost(stream: bytes) -> DecodedPruning:
                 lo, hi, scale = int(e["qmin"]), int(e["qmax"]), float(e["scale"])
                 if not 0 <= lo <= hi < (1 << bits) or not math.isfinite(scale) or scale < 0:
                     raise CorruptStreamError(f"tensor {name!r}: invalid quantizer parameters in the header.")
-                counts = _varint_decode(take(), hi - lo + 1)
+                counts = np.array(get_varints(take(), hi - lo + 1, "value histogram"), dtype=np.int64)
                 if nk and int(counts.sum()) != nk:
                     raise CorruptStreamError(f"tensor {name!r}: histogram counts {int(counts.sum())} symbols, mask keeps {nk}.")
                 sym = _decode_symbols(take(), counts, nk) + lo
