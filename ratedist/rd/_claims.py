@@ -34,7 +34,8 @@ def _convex() -> Check:
 
 
 @claim("rd.laplace.ba_agrees", "The Laplacian R(D) = −ln(λD) agrees with Blahut–Arimoto on a fine grid "
-       "for D in [0.05/λ, 0.8/λ]: R_L − a ≤ −ln(λD_BA) ≤ R_BA + a, a = (Δ/D)²/3 the grid allowance",
+       "for D in [0.05/λ, 1/λ]: R_L − a ≤ −ln(λD_BA) ≤ R_BA + a, a = (Δ/D)²/3 the grid allowance "
+       "(slopes −20 … −1; slope −1 is the critical one, where D → 1/λ and R → 0)",
        "THEORY.md §1 (BA, checks (b))")
 def _ba_agrees() -> Check:
     from .blahut_arimoto import blahut_arimoto_grid
@@ -42,7 +43,7 @@ def _ba_agrees() -> Check:
 
     g = discretize_laplace(1.0, 0.008, 14.0)
     worst, ds = -np.inf, []
-    for s in (-20.0, -6.0, -2.0, -1.25):
+    for s in (-20.0, -6.0, -2.0, -1.25, -1.05, -1.0):
         res = blahut_arimoto_grid(g.points, g.pmf, s, tol=1e-4)
         closed = rate_laplace(res.distortion)
         allow = (g.step / res.distortion) ** 2 / 3
