@@ -12,10 +12,12 @@ Positions whose image is ≥ n are never eligible.  The slow NumPy twin is
 The encoder kernel keeps the eligible set E = {i : r_i > τ} incrementally, in
 σ-preimage space (y = σ^{-1}(i)), with no n-sized index map:
 
-* a bitmap of E interleaved with a "selected before" bitmap (both bits of a y
-  share a cache line), and a coarse bitmap (one bit per 4 consecutive y, a few
-  hundred KiB) that the permutation walk tests in 8 interleaved lanes without
-  branches: walking costs about one addition and one cached bit test per step;
+* a bitmap of E followed by a "selected before" bitmap (two halves of one
+  array, so that the walk's fine tests touch only the E half), and a coarse
+  bitmap (one bit per 4 consecutive y, a few hundred KiB) that the permutation
+  walk tests in 8 interleaved lanes without branches: walking costs about one
+  addition and one cached bit test per step; a coarse hit's fine word is
+  prefetched and checked a few groups later, so the walk does not wait for it;
 * while |E| is small, also a plain list of E (rebuilt from the bitmaps when |E|
   falls to the threshold, dropped when it grows 25% past it): the first position
   is then the minimum of (y − b_t) a_t^{-1} mod P over the list, a vectorized
@@ -33,7 +35,10 @@ afterwards with the decoder's arithmetic.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = [
     "mix64",
@@ -239,11 +244,29 @@ def _sort_bucket(order, lo, hi, r, bvals):
 
 # The eligible set E lives in σ-preimage space (y = σ^{-1}(i)) as a bitmap and a coarse bitmap
 # ``cm`` (one bit per 2**_G consecutive y, set iff any of them is in E), small enough to stay in
-# the L2 cache during the walk.  ``bm`` interleaves two bitmaps, so that both bits of one y share
-# a cache line: word 2w holds E for y in [64w, 64w + 64), word 2w + 1 "selected at least once".
+# the L2 cache during the walk.  ``bm`` holds two bitmaps of W = bm.size // 2 words each: word w
+# holds E for y in [64w, 64w + 64), word W + w "selected at least once" (apart, so that the walk's
+# fine tests of E use half the cache lines).
 _G = 2
 _FLOAT_SCAN_MAX = 1 << 26
 _GMASK = np.uint64((1 << (1 << _G)) - 1)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to fetch ``arr[idx]`` into the cache (``llvm.prefetch``; never faults, returns nothing)."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 @njit(cache=True, inline="always")
@@ -263,14 +286,14 @@ def _clear(bm, y):
 
 @njit(cache=True, inline="always")
 def _ebit(bm, y):
-    """Is y in E (interleaved bitmap)."""
-    return (bm[(y >> 6) << 1] >> np.uint64(y & 63)) & np.uint64(1)
+    """Is y in E (first half of ``bm``)."""
+    return (bm[y >> 6] >> np.uint64(y & 63)) & np.uint64(1)
 
 
 @njit(cache=True, inline="always")
 def _sbit(bm, y):
-    """Was y selected before (interleaved bitmap)."""
-    return (bm[((y >> 6) << 1) + 1] >> np.uint64(y & 63)) & np.uint64(1)
+    """Was y selected before (second half of ``bm``)."""
+    return (bm[(bm.size >> 1) + (y >> 6)] >> np.uint64(y & 63)) & np.uint64(1)
 
 
 @njit(cache=True, inline="always")
@@ -298,7 +321,7 @@ ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER, ST_INT
 @njit(cache=True, inline="always")
 def _e_add(y, bm, cm, elist, st_i):
     """Add y to E; in list mode (I_MODE = 1) also append it to ``elist`` (leave list mode when full)."""
-    bm[(y >> 6) << 1] |= np.uint64(1) << np.uint64(y & 63)
+    bm[y >> 6] |= np.uint64(1) << np.uint64(y & 63)
     _set(cm, y >> _G)
     esize = st_i[I_ESIZE] + 1
     st_i[I_ESIZE] = esize
@@ -309,20 +332,27 @@ def _e_add(y, bm, cm, elist, st_i):
             elist[esize - 1] = y
 
 
+@njit(cache=True)
+def _find(elist, size, y):
+    """Position of ``y`` in ``elist[:size]`` (``size - 1`` if absent); no early exit, so it vectorizes."""
+    q = size - 1
+    yy = np.int32(y)
+    for k in range(size):
+        q = k if elist[k] == yy else q
+    return q
+
+
 @njit(cache=True, inline="always")
 def _e_remove(y, bm, cm, elist, st_i):
     """Remove y from E (and from ``elist`` in list mode: swap with the last entry)."""
-    w = bm[(y >> 6) << 1] & ~(np.uint64(1) << np.uint64(y & 63))
-    bm[(y >> 6) << 1] = w
+    w = bm[y >> 6] & ~(np.uint64(1) << np.uint64(y & 63))
+    bm[y >> 6] = w
     if (w >> np.uint64(((y & 63) >> _G) << _G)) & _GMASK == 0:
         _clear(cm, y >> _G)
     esize = st_i[I_ESIZE] - 1
     st_i[I_ESIZE] = esize
     if st_i[I_MODE] == 1:
-        q = 0
-        while q < esize and elist[q] != y:
-            q += 1
-        elist[q] = elist[esize]
+        elist[_find(elist, esize + 1, y)] = elist[esize]
 
 
 @njit(cache=True)
@@ -333,7 +363,7 @@ def _build_elist(bm, cm, elist, st_i):
     for ci in range(cm.size):
         if cm[ci] != 0:
             for wi in range(ci * per, min(ci * per + per, bm.size >> 1)):
-                w = bm[wi << 1]
+                w = bm[wi]
                 if w != 0:
                     for bit in range(64):
                         if (w >> np.uint64(bit)) & np.uint64(1):
@@ -344,12 +374,19 @@ def _build_elist(bm, cm, elist, st_i):
         st_i[I_MODE] = 1
 
 
+_WDELAY = 64  # positions a coarse hit waits (its fine word being prefetched) before it is checked
+_WRING = 64  # capacity of the candidate ring (a power of two, > _WDELAY / 8 groups of 8 lanes)
+
+
 @njit(cache=True)
-def _walk(bm, cm, a, b, prime):
+def _walk(bm, cm, a, b, prime, cand):
     """First k >= 0 with (b + k a) mod prime in E, and that y; (-1, -1) if none within prime steps.
 
     Eight interleaved lanes (k, k+1, ..., k+7; each lane steps by 8a) test the coarse bitmap
-    without branches; only a group with a coarse hit is checked position by position.
+    without branches.  A coarse hit becomes a candidate: its fine word is prefetched and it is
+    checked only _WDELAY positions later (candidates in increasing k, so the first confirmed one
+    is the answer), so the walk goes on while the fine bitmap is fetched.  ``cand`` (int64,
+    2 * _WRING) holds the ring of candidates (k, y).
     """
     am = a - prime
     am8 = (8 * a) % prime - prime
@@ -362,15 +399,26 @@ def _walk(bm, cm, a, b, prime):
     y6 = _adv(y5, am, prime)
     y7 = _adv(y6, am, prime)
     j = 0
+    head = 0
+    tail = 0
+    rm = _WRING - 1
     while j <= prime:
         hit = (_cbit(cm, y0) | _cbit(cm, y1) | _cbit(cm, y2) | _cbit(cm, y3)
                | _cbit(cm, y4) | _cbit(cm, y5) | _cbit(cm, y6) | _cbit(cm, y7))
         if hit != 0:
             y = y0
             for lane in range(8):
-                if _cbit(cm, y) != 0 and _ebit(bm, y) != 0:
-                    return j + lane, y
+                if _cbit(cm, y) != 0:
+                    _prefetch(bm, y >> 6)
+                    cand[tail & rm] = j + lane
+                    cand[_WRING + (tail & rm)] = y
+                    tail += 1
                 y = _adv(y, am, prime)
+        while head < tail and (cand[head & rm] + _WDELAY <= j or tail - head > _WRING - 8):
+            y = cand[_WRING + (head & rm)]
+            if _ebit(bm, y) != 0:
+                return cand[head & rm], y
+            head += 1
         y0 = _adv(y0, am8, prime)
         y1 = _adv(y1, am8, prime)
         y2 = _adv(y2, am8, prime)
@@ -380,6 +428,11 @@ def _walk(bm, cm, a, b, prime):
         y6 = _adv(y6, am8, prime)
         y7 = _adv(y7, am8, prime)
         j += 8
+    while head < tail:
+        y = cand[_WRING + (head & rm)]
+        if _ebit(bm, y) != 0:
+            return cand[head & rm], y
+        head += 1
     return -1, -1
 
 
@@ -502,6 +555,31 @@ def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime,
     st_i[I_HEAP] = h
 
 
+@njit(cache=True, inline="always")
+def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_new):
+    """Finish the selection of ``m`` (y = ``ym``, output slot ``k``), which left E tentatively.
+
+    First selection of y: out_new[k] = 1, nnz += 1 and (τ ≠ 0) its "selected" bit is set.  Then
+    r_m -= τ; if r_m > τ' it goes back into E (returns True), else it waits in the heap when
+    r_m > 0 (returns False).
+    """
+    if _sbit(bm, ym) == 0:
+        out_new[k] = 1
+        st_i[I_NNZ] += 1
+        if tau != 0.0:  # â_m = 0 + τ stays 0 only when τ = 0
+            bm[(bm.size >> 1) + (ym >> 6)] |= np.uint64(1) << np.uint64(ym & 63)
+    else:
+        out_new[k] = 0
+    v = r[m] - tau
+    r[m] = v
+    if v > tau_next:
+        _e_add(ym, bm, cm, elist, st_i)
+        return True
+    if v > 0.0:
+        st_i[I_HEAP] = _heap_push(order, hkey, st_i[I_HEAP], m, v)
+    return False
+
+
 @njit(cache=True)
 def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk, strides,
                    inv_strides, big_a, bbits,
@@ -511,7 +589,7 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
 
     Floating-point operations on the thresholds and residuals, and their order, are exactly
     those of :func:`ratedist.surp.reference.run_reference`; the reconstruction â is not kept
-    here (replay ``out_m``, ``out_tau`` with :func:`replay_add`); the odd words of ``bm`` mark
+    here (replay ``out_m``, ``out_tau`` with :func:`replay_add`); the second half of ``bm`` marks
     (in σ-preimage space) the indices selected with τ ≠ 0, i.e. those with â ≠ 0.  ``counts`` receives
     (iterations written, refresh events written); returns a status code (ST_FULL also when
     the heap keys ``hkey`` are full).
@@ -520,6 +598,13 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     of (y - b_t) a_t^{-1} mod P over E (:func:`_scan`); otherwise the permutation is walked
     (:func:`_walk`).  List mode is entered when |E| <= st_i[I_TLO] and left when |E| exceeds
     ``elist.size`` (hysteresis), so rebuilding the list is amortized.
+
+    The residual update of a selection is deferred (software pipelining): the selected y leaves
+    E at once, r_m is prefetched, and only after the next iteration's search is r_m -= τ applied
+    (:func:`_resolve`); if r_m still exceeds the new threshold, y returns to E and the search's
+    answer becomes the smaller of the two positions.  Nothing in between reads r_m (the heap keys
+    are inline, untouched residuals are read only from unconsumed buckets), so E, the heap's
+    contents and every float operation are those of the plain order; every exit resolves first.
     """
     cap = out_j.size
     ecap = ev_t.size
@@ -527,11 +612,22 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     k_ev = 0
     status = ST_FULL
     t_lo = st_i[I_TLO]
+    cand = np.empty(2 * _WRING, dtype=np.int64)
+    pend = False
+    pk = 0
+    pm = 0
+    pym = 0
+    ptau = 0.0
+    ptn = 0.0
     if st_i[I_STARTED] == 0:
         st_f[F_TAU] = st_f[F_LAM] * sf
         _advance(st_f[F_TAU], r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
         st_i[I_STARTED] = 1
     while True:
+        if pend and (st_i[I_NNZ] + 1 >= stop_nnz or st_i[I_T] >= max_iter or k_out >= cap or k_ev >= ecap
+                     or st_i[I_HEAP] + 1 >= hkey.size or st_i[I_ESIZE] == 0):
+            _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new)
+            pend = False
         if st_i[I_NNZ] >= stop_nnz:
             status = ST_TARGET
             break
@@ -583,34 +679,41 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
                 j = _scan(elist, esize, inv_strides[qs], b, prime)
             ym = (b + j * a) % prime
         else:
-            j, ym = _walk(bm, cm, a, b, prime)
+            j, ym = _walk(bm, cm, a, b, prime, cand)
+        if pend:
+            pend = False
+            if _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new):
+                jp = (((pym - b) % prime) * inv_strides[qs]) % prime
+                if j < 0 or jp < j:
+                    j = jp
+                    ym = pym
+            esize = st_i[I_ESIZE]
         if j < 0 or j >= prime:
             status = ST_INTERNAL
             break
         m = sigma(ym, sk, prime, big_a, bbits)
+        _prefetch(r, m)
+        _prefetch(bm, (bm.size >> 1) + (ym >> 6))
         out_j[k_out] = j
         out_m[k_out] = m
         out_e[k_out] = esize
         out_tau[k_out] = tau
-        r[m] = r[m] - tau
-        if _sbit(bm, ym) == 0:
-            out_new[k_out] = 1
-            st_i[I_NNZ] += 1
-            if tau != 0.0:  # â_m = 0 + τ stays 0 only when τ = 0
-                bm[((ym >> 6) << 1) + 1] |= np.uint64(1) << np.uint64(ym & 63)
-        else:
-            out_new[k_out] = 0
         st_f[F_S] = st_f[F_S] - tau
         st_f[F_LAM] = st_f[F_LAM] * decay
         k_out += 1
         st_i[I_T] = t + 1
-        tau = st_f[F_LAM] * sf
-        st_f[F_TAU] = tau
-        if not (r[m] > tau):
-            _e_remove(ym, bm, cm, elist, st_i)
-            if r[m] > 0.0:
-                st_i[I_HEAP] = _heap_push(order, hkey, st_i[I_HEAP], m, r[m])
-        _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
+        tau_next = st_f[F_LAM] * sf
+        st_f[F_TAU] = tau_next
+        _e_remove(ym, bm, cm, elist, st_i)
+        pend = True
+        pk = k_out - 1
+        pm = m
+        pym = ym
+        ptau = tau
+        ptn = tau_next
+        _advance(tau_next, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
+    if pend:
+        _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new)
     counts[0] = k_out
     counts[1] = k_ev
     return status

@@ -129,13 +129,16 @@ _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries
 
 def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
              max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None,
-             overwrite: bool = False, scan_threshold: int | None = None) -> SequentialTrace:
+             overwrite: bool = False, scan_threshold: int | None = None,
+             reconstruct: bool = True) -> SequentialTrace:
     """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
 
     ``snapshot(ahat)`` is called at each reached checkpoint when given.  With
     ``overwrite=True`` the magnitudes ``a`` become the residual in place (saves n floats).
     ``scan_threshold`` (|E| at or below which E is also kept as a list and scanned instead of
     walking the permutation; default sqrt(_LIST_KAPPA · n)) changes the speed, never the result.
+    With ``reconstruct=False`` (and no ``snapshot``) the final â is not replayed and ``ahat`` is None
+    (saves n floats and a pass of random writes when only the stream is wanted).
     """
     from ..kernels import _surp_cpu as K
     from .reference import Permutations
@@ -174,7 +177,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     hkey = np.empty(min(size, max(npos, 1)), np.float64)  # heap keys; the heap holds at most min(t, npos)
     ev = {"t": np.empty(1024, np.int64), "c": np.empty(1024, np.int64)}
     used, used_ev = 0, 0
-    ahat = np.zeros(n, dtype=np.float64)
+    ahat = np.zeros(n, dtype=np.float64) if (reconstruct or snapshot is not None) else None
     replayed = 0
     step = 1 << 18 if progress else 1 << 62
     try:
@@ -217,7 +220,8 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
         if bar is not None:
             bar.close()
     del order, bm, cm, hkey, bvals
-    K.replay_add(ahat, out["m"][replayed:used], out["tau"][replayed:used])
+    if ahat is not None:
+        K.replay_add(ahat, out["m"][replayed:used], out["tau"][replayed:used])
     return SequentialTrace(j=out["j"][:used], m=out["m"][:used], esize=out["e"][:used], tau=out["tau"][:used],
                            new=out["new"][:used].view(bool), ev_t=ev["t"][:used_ev], ev_c=ev["c"][:used_ev],
                            checkpoints=cps, status=status, residual=r, ahat=ahat,
@@ -270,7 +274,8 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
                 snapshot(ah)
     else:
         trace = run_fast(a, p, run_ks, max_iterations=max_iterations, progress=progress,
-                         snapshot=snapshot if keep_reconstructions else None, overwrite=True)
+                         snapshot=snapshot if keep_reconstructions else None, overwrite=True,
+                         reconstruct=keep_reconstructions)
     reached = min(len(trace.checkpoints), len(reach))
     if reached < len(ks):
         if len(trace.checkpoints) > reached:

@@ -494,4 +494,4 @@ def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarr
                             float(n_active), every, factor, st_f, st_i)
     if code != 0:
         raise CorruptStreamError(f"the stream's selections do not replay consistently (code {code}); it is corrupted.")
-    return sgn * ahat
+    return np.multiply(ahat, sgn, out=ahat)  # in place: the same float64 values as sgn * ahat
