@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
+from numba import njit, prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
@@ -311,7 +311,7 @@ def _adv(y, am, prime):
 
 # indices into the integer state vector of the encoder
 (I_T, I_NNZ, I_P, I_BEND, I_BQ, I_HEAP, I_ESIZE, I_COUNTER, I_NPOS, I_STARTED, I_BLO, I_MODE,
- I_TLO, N_STATE) = range(14)
+ I_TLO, I_LOG, I_NA, I_SPEC, N_STATE) = range(17)
 # indices into the float state vector
 F_LAM, F_ALPHA, F_S, F_TAU = range(4)
 
@@ -319,8 +319,18 @@ ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER, ST_INT
 
 
 @njit(cache=True, inline="always")
-def _e_add(y, bm, cm, elist, st_i):
-    """Add y to E; in list mode (I_MODE = 1) also append it to ``elist`` (leave list mode when full)."""
+def _e_add(y, bm, cm, elist, st_i, alog):
+    """Add y to E; in list mode (I_MODE = 1) also append it to ``elist`` (leave list mode when full).
+
+    While a speculative batch runs (I_LOG = 1), y is also logged in ``alog`` (I_LOG = 2: overflow).
+    """
+    if st_i[I_LOG] == 1:
+        na = st_i[I_NA]
+        if na < alog.size:
+            alog[na] = y
+            st_i[I_NA] = na + 1
+        else:
+            st_i[I_LOG] = 2
     bm[y >> 6] |= np.uint64(1) << np.uint64(y & 63)
     _set(cm, y >> _G)
     esize = st_i[I_ESIZE] + 1
@@ -521,7 +531,7 @@ def _heap_pop(heap, hkey, h):
 
 
 @njit(cache=True)
-def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits):
+def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits, alog):
     """Move every index with residual > tau into E (untouched ones from the sorted order, touched from the heap)."""
     p = st_i[I_P]
     bend = st_i[I_BEND]
@@ -540,14 +550,14 @@ def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime,
         k = p - blo
         v = bvals[k] if k < bvals.size else r[order[p]]
         if v > tau:
-            _e_add(sigma_inv(order[p], sk, prime, big_a, bbits), bm, cm, elist, st_i)
+            _e_add(sigma_inv(order[p], sk, prime, big_a, bbits), bm, cm, elist, st_i, alog)
             p += 1
         else:
             break
     h = st_i[I_HEAP]
     while h > 0 and hkey[0] > tau:
         i, h = _heap_pop(order, hkey, h)
-        _e_add(sigma_inv(i, sk, prime, big_a, bbits), bm, cm, elist, st_i)
+        _e_add(sigma_inv(i, sk, prime, big_a, bbits), bm, cm, elist, st_i, alog)
     st_i[I_P] = p
     st_i[I_BEND] = bend
     st_i[I_BQ] = bq
@@ -555,8 +565,34 @@ def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime,
     st_i[I_HEAP] = h
 
 
+_SPEC_B = 256  # iterations searched ahead per speculative batch
+SPEC_MIN = 1024  # default |E| from which batches are used (st_i[I_SPEC])
+LOG_CAP = 4096  # default size of ``alog``: additions to E logged per batch (more: the batch ends)
+
+
+@njit(cache=True, parallel=True)
+def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides, inv_strides, sj, sy):
+    """First position (j, y) in E, frozen as it is now, for iterations t0, ..., t0 + nb - 1 (on all cores)."""
+    nch = 8  # interleaved chunks, spread over the threads
+    for c in prange(nch):
+        cand = np.empty(2 * _WRING, dtype=np.int64)
+        for i in range(c, nb, nch):
+            qs, b = affine_key(key_base, t0 + i, prime)
+            a = strides[qs]
+            if use_list:
+                if prime <= _FLOAT_SCAN_MAX:
+                    j = _scan_f(elist, esize, inv_strides[qs], b, prime)
+                else:
+                    j = _scan(elist, esize, inv_strides[qs], b, prime)
+                y = (b + j * a) % prime
+            else:
+                j, y = _walk(bm, cm, a, b, prime, cand)
+            sj[i] = j
+            sy[i] = y
+
+
 @njit(cache=True, inline="always")
-def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_new):
+def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_new, alog):
     """Finish the selection of ``m`` (y = ``ym``, output slot ``k``), which left E tentatively.
 
     First selection of y: out_new[k] = 1, nnz += 1 and (τ ≠ 0) its "selected" bit is set.  Then
@@ -573,7 +609,7 @@ def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_n
     v = r[m] - tau
     r[m] = v
     if v > tau_next:
-        _e_add(ym, bm, cm, elist, st_i)
+        _e_add(ym, bm, cm, elist, st_i, alog)
         return True
     if v > 0.0:
         st_i[I_HEAP] = _heap_push(order, hkey, st_i[I_HEAP], m, v)
@@ -584,7 +620,7 @@ def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_n
 def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk, strides,
                    inv_strides, big_a, bbits,
                    sf, decay, n_active, refresh_every, refresh_factor, max_retries, max_iter, stop_nnz,
-                   out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts):
+                   out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts, alog):
     """Run sequential SuRP iterations until nnz reaches ``stop_nnz`` or an output array is full.
 
     Floating-point operations on the thresholds and residuals, and their order, are exactly
@@ -605,6 +641,13 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     answer becomes the smaller of the two positions.  Nothing in between reads r_m (the heap keys
     are inline, untouched residuals are read only from unconsumed buckets), so E, the heap's
     contents and every float operation are those of the plain order; every exit resolves first.
+
+    Speculative batches (|E| >= st_i[I_SPEC]): :func:`_spec_batch` searches the next _SPEC_B
+    iterations on all cores against E as it is now (the snapshot), and every later entry into E
+    is logged in ``alog`` (and dropped from it when selected).  Between refreshes indices leave E
+    only when selected, so E_t ⊆ snapshot ∪ log: if the snapshot's answer y* is still in E, the
+    true answer is the first of y* and the logged entries (:func:`_scan_f` over ``alog``);
+    otherwise the iteration searches afresh.  A refresh or a full log ends the batch.
     """
     cap = out_j.size
     ecap = ev_t.size
@@ -613,6 +656,12 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     status = ST_FULL
     t_lo = st_i[I_TLO]
     cand = np.empty(2 * _WRING, dtype=np.int64)
+    sj = np.empty(_SPEC_B, dtype=np.int64)
+    sy = np.empty(_SPEC_B, dtype=np.int64)
+    s_i = 0
+    s_n = 0
+    st_i[I_LOG] = 0
+    st_i[I_NA] = 0
     pend = False
     pk = 0
     pm = 0
@@ -621,12 +670,12 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     ptn = 0.0
     if st_i[I_STARTED] == 0:
         st_f[F_TAU] = st_f[F_LAM] * sf
-        _advance(st_f[F_TAU], r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
+        _advance(st_f[F_TAU], r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits, alog)
         st_i[I_STARTED] = 1
     while True:
         if pend and (st_i[I_NNZ] + 1 >= stop_nnz or st_i[I_T] >= max_iter or k_out >= cap or k_ev >= ecap
                      or st_i[I_HEAP] + 1 >= hkey.size or st_i[I_ESIZE] == 0):
-            _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new)
+            _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new, alog)
             pend = False
         if st_i[I_NNZ] >= stop_nnz:
             status = ST_TARGET
@@ -658,7 +707,7 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
             if not (tau > 0.0):
                 bad = ST_NONPOSITIVE
                 break
-            _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
+            _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits, alog)
         if bad >= 0:
             status = bad
             break
@@ -667,12 +716,44 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
             ev_t[k_ev] = t
             ev_c[k_ev] = c
             k_ev += 1
+            s_n = 0  # a refresh ends a speculative batch
+        if st_i[I_LOG] == 2:
+            s_n = 0
         esize = st_i[I_ESIZE]
         if st_i[I_MODE] == 0 and esize <= t_lo:
             _build_elist(bm, cm, elist, st_i)
+        if s_i >= s_n:
+            s_i = 0
+            s_n = 0
+            st_i[I_LOG] = 0
+            if esize >= st_i[I_SPEC]:
+                s_n = min(_SPEC_B, max_iter - t)
+                _spec_batch(bm, cm, elist, esize, st_i[I_MODE] == 1 and esize <= t_lo, t, s_n, key_base, prime,
+                            strides, inv_strides, sj, sy)
+                st_i[I_LOG] = 1
+                st_i[I_NA] = 0
         qs, b = affine_key(key_base, t, prime)
         a = strides[qs]
-        if st_i[I_MODE] == 1 and esize <= t_lo:
+        spec_ok = False
+        if s_i < s_n:
+            ys = sy[s_i]
+            j = sj[s_i]
+            s_i += 1
+            if j >= 0 and _ebit(bm, ys) != 0:
+                spec_ok = True
+                ym = ys
+                na = st_i[I_NA]
+                if na > 0:
+                    if prime <= _FLOAT_SCAN_MAX:
+                        jl = _scan_f(alog, na, inv_strides[qs], b, prime)
+                    else:
+                        jl = _scan(alog, na, inv_strides[qs], b, prime)
+                    if jl < j:
+                        j = jl
+                        ym = (b + j * a) % prime
+        if spec_ok:
+            pass
+        elif st_i[I_MODE] == 1 and esize <= t_lo:
             if prime <= _FLOAT_SCAN_MAX:
                 j = _scan_f(elist, esize, inv_strides[qs], b, prime)
             else:
@@ -682,7 +763,7 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
             j, ym = _walk(bm, cm, a, b, prime, cand)
         if pend:
             pend = False
-            if _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new):
+            if _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new, alog):
                 jp = (((pym - b) % prime) * inv_strides[qs]) % prime
                 if j < 0 or jp < j:
                     j = jp
@@ -705,15 +786,22 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
         tau_next = st_f[F_LAM] * sf
         st_f[F_TAU] = tau_next
         _e_remove(ym, bm, cm, elist, st_i)
+        if st_i[I_LOG] == 1:
+            na = st_i[I_NA]
+            if na > 0:
+                q = _find(alog, na, ym)
+                if alog[q] == ym:
+                    alog[q] = alog[na - 1]
+                    st_i[I_NA] = na - 1
         pend = True
         pk = k_out - 1
         pm = m
         pym = ym
         ptau = tau
         ptn = tau_next
-        _advance(tau_next, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits)
+        _advance(tau_next, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits, alog)
     if pend:
-        _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new)
+        _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new, alog)
     counts[0] = k_out
     counts[1] = k_ev
     return status

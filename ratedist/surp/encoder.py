@@ -130,13 +130,16 @@ _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries
 def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
              max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None,
              overwrite: bool = False, scan_threshold: int | None = None,
-             reconstruct: bool = True) -> SequentialTrace:
+             reconstruct: bool = True, speculate_from: int | None = None,
+             _log_cap: int | None = None) -> SequentialTrace:
     """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
 
     ``snapshot(ahat)`` is called at each reached checkpoint when given.  With
     ``overwrite=True`` the magnitudes ``a`` become the residual in place (saves n floats).
     ``scan_threshold`` (|E| at or below which E is also kept as a list and scanned instead of
     walking the permutation; default sqrt(_LIST_KAPPA · n)) changes the speed, never the result.
+    ``speculate_from`` (|E| from which the next iterations' searches are run ahead, in batches on
+    all cores, against the current E; default ``K.SPEC_MIN``) also changes the speed only.
     With ``reconstruct=False`` (and no ``snapshot``) the final â is not replayed and ``ahat`` is None
     (saves n floats and a pass of random writes when only the stream is wanted).
     """
@@ -161,6 +164,8 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     st_i[K.I_BQ] = -1
     st_i[K.I_NPOS] = npos
     st_i[K.I_TLO] = t_lo
+    st_i[K.I_SPEC] = K.SPEC_MIN if speculate_from is None else max(int(speculate_from), 1)
+    alog = np.empty(K.LOG_CAP if _log_cap is None else max(int(_log_cap), 1), dtype=np.int32)
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
     kb = np.uint64(perms.base)
     cps = []
@@ -197,7 +202,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
                                         p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
                                         max_retries, max_iterations, target, out["j"][used:hi], out["m"][used:hi],
                                         out["e"][used:hi], out["tau"][used:hi], out["new"][used:hi],
-                                        ev["t"][used_ev:], ev["c"][used_ev:], counts)
+                                        ev["t"][used_ev:], ev["c"][used_ev:], counts, alog)
                 used += int(counts[0])
                 used_ev += int(counts[1])
                 if bar is not None:
