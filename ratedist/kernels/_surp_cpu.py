@@ -198,30 +198,46 @@ def perm_inverse_many(idx, key_base, t, prime, sig_keys, big_a, bbits, inv_strid
     return out
 
 
-@njit(cache=True)
+_BS_CHUNKS = 2  # contiguous parts of ``a`` counted and scattered in parallel
+
+
+@njit(cache=True, parallel=True)
 def bucket_sort_init(a, order, bstart):
     """Counting sort of the positive entries of ``a`` into buckets of decreasing value.
 
     ``order[:n_pos]`` receives the indices with ``a > 0`` grouped by bucket
-    (bucket q = _NB - 1 - top 19 bits of the float), ``bstart`` (size _NB + 1)
-    the bucket boundaries.  Returns ``n_pos``.  Buckets are sorted lazily later.
+    (bucket q = _NB - 1 - top 19 bits of the float), ascending within a bucket, and
+    ``bstart`` (size _NB + 1) the bucket boundaries.  Returns ``n_pos``.  Buckets are
+    sorted lazily later.  The _BS_CHUNKS contiguous parts of ``a`` are counted and
+    scattered in parallel; part c's indices precede part c + 1's in every bucket, so
+    the result is that of one sequential pass.
     """
     bits = a.view(np.uint64)
-    counts = bstart  # reuse as counts, then prefix sums
-    counts[:] = 0
     n = a.size
-    for i in range(n):
-        if a[i] > 0.0:
-            q = _NB - 1 - np.int64(bits[i] >> _KEY_SHIFT)
-            counts[q + 1] += 1
+    nch = _BS_CHUNKS
+    cnt = np.zeros((nch, _NB), dtype=np.int64)
+    for c in prange(nch):
+        lo = c * n // nch
+        hi = (c + 1) * n // nch
+        for i in range(lo, hi):
+            if a[i] > 0.0:
+                cnt[c, _NB - 1 - np.int64(bits[i] >> _KEY_SHIFT)] += 1
+    run = 0
     for q in range(_NB):
-        counts[q + 1] += counts[q]
-    fill = bstart[:-1].copy()
-    for i in range(n):
-        if a[i] > 0.0:
-            q = _NB - 1 - np.int64(bits[i] >> _KEY_SHIFT)
-            order[fill[q]] = i
-            fill[q] += 1
+        bstart[q] = run
+        for c in range(nch):
+            k = cnt[c, q]
+            cnt[c, q] = run
+            run += k
+    bstart[_NB] = run
+    for c in prange(nch):
+        lo = c * n // nch
+        hi = (c + 1) * n // nch
+        for i in range(lo, hi):
+            if a[i] > 0.0:
+                q = _NB - 1 - np.int64(bits[i] >> _KEY_SHIFT)
+                order[cnt[c, q]] = i
+                cnt[c, q] += 1
     return bstart[_NB]
 
 
@@ -566,16 +582,21 @@ def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime,
 
 
 _SPEC_B = 256  # iterations searched ahead per speculative batch
+_SPEC_CHUNKS = 8  # interleaved chunks of a batch, spread over the threads
 SPEC_MIN = 1024  # default |E| from which batches are used (st_i[I_SPEC])
 LOG_CAP = 4096  # default size of ``alog``: additions to E logged per batch (more: the batch ends)
 
 
 @njit(cache=True, parallel=True)
-def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides, inv_strides, sj, sy):
-    """First position (j, y) in E, frozen as it is now, for iterations t0, ..., t0 + nb - 1 (on all cores)."""
-    nch = 8  # interleaved chunks, spread over the threads
+def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides, inv_strides, sj, sy, scratch):
+    """First position (j, y) in E, frozen as it is now, for iterations t0, ..., t0 + nb - 1 (on all cores).
+
+    ``scratch`` (int64, shape (chunks, 2 * _WRING)): the walks' candidate rings, one per chunk of
+    interleaved iterations.
+    """
+    nch = scratch.shape[0]
     for c in prange(nch):
-        cand = np.empty(2 * _WRING, dtype=np.int64)
+        cand = scratch[c]
         for i in range(c, nb, nch):
             qs, b = affine_key(key_base, t0 + i, prime)
             a = strides[qs]
@@ -658,6 +679,7 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     cand = np.empty(2 * _WRING, dtype=np.int64)
     sj = np.empty(_SPEC_B, dtype=np.int64)
     sy = np.empty(_SPEC_B, dtype=np.int64)
+    scratch = np.empty((_SPEC_CHUNKS, 2 * _WRING), dtype=np.int64)
     s_i = 0
     s_n = 0
     st_i[I_LOG] = 0
@@ -729,7 +751,7 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
             if esize >= st_i[I_SPEC]:
                 s_n = min(_SPEC_B, max_iter - t)
                 _spec_batch(bm, cm, elist, esize, st_i[I_MODE] == 1 and esize <= t_lo, t, s_n, key_base, prime,
-                            strides, inv_strides, sj, sy)
+                            strides, inv_strides, sj, sy, scratch)
                 st_i[I_LOG] = 1
                 st_i[I_NA] = 0
         qs, b = affine_key(key_base, t, prime)
