@@ -252,10 +252,11 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
     max_iterations = cap if max_iterations is None else check_int("max_iterations", max_iterations, minimum=0,
                                                                     maximum=cap)
     ks = [needed_nonzeros(s, n) for s in targets]
-    from .report import laplace_lam_hat
-
-    lam_hat = laplace_lam_hat(a)  # before the fast kernel overwrites a with the residual
-    n_act = int(np.count_nonzero(a))
+    # λ̂ = 1 / mean(a) of report.laplace_lam_hat, from the sum already taken (np.mean(a) is exactly
+    # np.sum(a) / n), and the non-zero count already taken (recounted only when it may be 0)
+    mean_a = p.s0 / n
+    lam_hat = 1.0 / mean_a if mean_a > 0 else math.inf
+    n_act = p.n_active if p.n_active > 1 else int(np.count_nonzero(a))
     reach = [k for k in ks if k <= n_act]
     run_ks = list(reach)
     if len(reach) < len(ks) and n_act > 0 and (not reach or reach[-1] < n_act):

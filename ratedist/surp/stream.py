@@ -240,9 +240,14 @@ class PositionCode:
     def encode(self, j: np.ndarray, t0: int, ev_t: np.ndarray, enc) -> None:
         bounds = _blocks(t0, t0 + j.size, ev_t)
         qs = []
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            mean_w = float(np.mean(j[lo - t0:hi - t0])) + 1.0
-            qs.append(min(max(int(round(_QS * math.log2(mean_w))), 0), _QMAX))
+        if j.size:
+            # block means: exact integer sums (j < 2**31, blocks of at most _BLK) / counts, which is
+            # bit for bit np.mean(j[lo:hi]) (its float64 sum of these integers is exact too)
+            sums = np.add.reduceat(np.asarray(j, dtype=np.int64), bounds[:-1] - t0).tolist()
+            cnts = np.diff(bounds).tolist()
+            for sm, ct in zip(sums, cnts):
+                mean_w = float(np.float64(sm) / np.float64(ct)) + 1.0
+                qs.append(min(max(int(round(_QS * math.log2(mean_w))), 0), _QMAX))
         qs = np.asarray(qs, dtype=np.int64)
         deltas = np.diff(np.concatenate([[self.q_prev], qs]))
         self.q_code.encode(np.where(deltas >= 0, 2 * deltas, -2 * deltas - 1), enc)
