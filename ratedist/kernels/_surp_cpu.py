@@ -52,6 +52,7 @@ __all__ = [
     "bucket_sort_init",
     "seq_encode_run",
     "replay_add",
+    "parallel_probe",
     "integer_symbols_run",
     "chunks_run",
     "chunk_sizes_run",
@@ -610,6 +611,13 @@ def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides
                 j, y = _walk(bm, cm, a, b, prime, cand)
             sj[i] = j
             sy[i] = y
+
+
+@njit(cache=True, parallel=True)
+def parallel_probe(x):
+    """A trivial parallel loop: running it once makes numba choose its threading layer."""
+    for i in prange(x.size):
+        x[i] = i
 
 
 @njit(cache=True, inline="always")

@@ -124,6 +124,27 @@ def _strides(perms):
 _LIST_KAPPA = 4.0
 _BVALS_MAX = 1 << 20  # sorted values of the current bucket kept contiguous (larger buckets read r)
 
+_SPEC_OFF = 1 << 62  # speculate_from that never starts a batch
+_SPEC_DEFAULT: list = []
+
+
+def _default_speculate_from() -> int:
+    """K.SPEC_MIN where batches can pay: two or more numba threads and a threading layer with cheap
+    launches (OpenMP or TBB; numba's fallback 'workqueue' costs more per batch than it saves)."""
+    if not _SPEC_DEFAULT:
+        import numba
+
+        from ..kernels import _surp_cpu as K
+
+        value = _SPEC_OFF
+        if numba.get_num_threads() >= 2:
+            K.parallel_probe(np.empty(4, dtype=np.int64))
+            if numba.threading_layer() in ("omp", "tbb"):
+                value = K.SPEC_MIN
+        _SPEC_DEFAULT.append(value)
+    return _SPEC_DEFAULT[0]
+
+
 _STATUS = {0: "target", 1: "full", 2: "exhausted", 3: "nonpositive", 4: "retries", 5: "max_iterations"}
 
 
@@ -139,7 +160,8 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     ``scan_threshold`` (|E| at or below which E is also kept as a list and scanned instead of
     walking the permutation; default sqrt(_LIST_KAPPA · n)) changes the speed, never the result.
     ``speculate_from`` (|E| from which the next iterations' searches are run ahead, in batches on
-    all cores, against the current E; default ``K.SPEC_MIN``) also changes the speed only.
+    all cores, against the current E; default ``K.SPEC_MIN`` with two or more numba threads on the
+    OpenMP or TBB layer, else off) also changes the speed only.
     With ``reconstruct=False`` (and no ``snapshot``) the final â is not replayed and ``ahat`` is None
     (saves n floats and a pass of random writes when only the stream is wanted).
     """
@@ -164,7 +186,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     st_i[K.I_BQ] = -1
     st_i[K.I_NPOS] = npos
     st_i[K.I_TLO] = t_lo
-    st_i[K.I_SPEC] = K.SPEC_MIN if speculate_from is None else max(int(speculate_from), 1)
+    st_i[K.I_SPEC] = _default_speculate_from() if speculate_from is None else max(int(speculate_from), 1)
     alog = np.empty(K.LOG_CAP if _log_cap is None else max(int(_log_cap), 1), dtype=np.int32)
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
     kb = np.uint64(perms.base)
