@@ -505,6 +505,18 @@ def _scan(elist, esize, ainv, b, prime):
     return best
 
 
+@njit(cache=True, inline="always")
+def _first_eligible(use_list, elist, esize, bm, cm, a, ainv, b, prime, cand):
+    """First position k and its y for the affine map (a, b): scan the list of E, or walk the permutation."""
+    if use_list:
+        if prime <= _FLOAT_SCAN_MAX:
+            j = _scan_f(elist, esize, ainv, b, prime)
+        else:
+            j = _scan(elist, esize, ainv, b, prime)
+        return j, (b + j * a) % prime
+    return _walk(bm, cm, a, b, prime, cand)
+
+
 @njit(cache=True)
 def _heap_push(heap, hkey, h, idx, v):
     """Push index ``idx`` with key ``v`` on the max-heap (indices ``heap[:h]``, keys ``hkey[:h]``)."""
@@ -600,15 +612,7 @@ def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides
         cand = scratch[c]
         for i in range(c, nb, nch):
             qs, b = affine_key(key_base, t0 + i, prime)
-            a = strides[qs]
-            if use_list:
-                if prime <= _FLOAT_SCAN_MAX:
-                    j = _scan_f(elist, esize, inv_strides[qs], b, prime)
-                else:
-                    j = _scan(elist, esize, inv_strides[qs], b, prime)
-                y = (b + j * a) % prime
-            else:
-                j, y = _walk(bm, cm, a, b, prime, cand)
+            j, y = _first_eligible(use_list, elist, esize, bm, cm, strides[qs], inv_strides[qs], b, prime, cand)
             sj[i] = j
             sy[i] = y
 
@@ -781,16 +785,9 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
                     if jl < j:
                         j = jl
                         ym = (b + j * a) % prime
-        if spec_ok:
-            pass
-        elif st_i[I_MODE] == 1 and esize <= t_lo:
-            if prime <= _FLOAT_SCAN_MAX:
-                j = _scan_f(elist, esize, inv_strides[qs], b, prime)
-            else:
-                j = _scan(elist, esize, inv_strides[qs], b, prime)
-            ym = (b + j * a) % prime
-        else:
-            j, ym = _walk(bm, cm, a, b, prime, cand)
+        if not spec_ok:
+            j, ym = _first_eligible(st_i[I_MODE] == 1 and esize <= t_lo, elist, esize, bm, cm, a, inv_strides[qs], b,
+                                    prime, cand)
         if pend:
             pend = False
             if _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new, alog):
