@@ -26,8 +26,9 @@ import numpy as np
 
 from .._backend import resolve_backend, to_host
 from .._validation import check_choice
-from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
+from ..coding.limits import check_fits
 from ..coding.varint import get_varint, put_varint, seal, unseal
+from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
 
 __all__ = [
     "Compressor",
@@ -274,4 +275,5 @@ def parse_header(data: bytes):
     seed, pos = get_varint(body, pos)
     if not 1 <= d <= 1 << 40:
         raise CorruptStreamError(f"payload declares dimension {d}, outside [1, 2^40].")
+    check_fits(24 * d, f"dimension {d}")  # x̂ (float64) and the decoders' integer work arrays
     return names[body[2]], d, seed, body, pos

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._backend import to_host
 from ..coding.entropy import binary_entropy_bits, bytes_to_words, words_to_bytes
+from ..coding.limits import check_fits
 from ..coding.varint import get_varint, put_varint, seal, unseal
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
 
@@ -48,6 +49,7 @@ _TAG_PAPER = 0xA3  # byte-symbol layout (0xA1 was the bit-by-bit layout, no long
 _TAG_COORD = 0xA2
 _SPLIT = 1 << 23  # constriction's Uniform needs size < 2^24
 _LOW = 4096
+MAX_ENTRIES = _SPLIT * _LOW  # 2^35: the count of ones, split in hi/lo, stays within Uniform's range
 
 
 # ---------------------------------------------------------------- results
@@ -95,6 +97,8 @@ def _check_mask(mask) -> np.ndarray:
         raise InvalidShapeError(f"`mask` must be 1-D (one client's N entries), got shape {m.shape}; code clients one by one.")
     if m.size == 0:
         raise InvalidArgumentError("`mask` is empty; pass at least one entry.")
+    if m.size > MAX_ENTRIES:
+        raise InvalidArgumentError(f"`mask` has {m.size} entries; one payload codes at most {MAX_ENTRIES}: split it.")
     if m.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"`mask` must be a 0/1 array, got dtype {m.dtype}.")
     if m.dtype == np.bool_:
@@ -201,8 +205,9 @@ def _read_head(data: bytes, tag: int, what: str) -> tuple[int, np.ndarray]:
     if body[0] != tag:
         raise CorruptStreamError(f"payload tag {body[0]:#x} is not a {what} payload (expected {tag:#x}).")
     n, pos = get_varint(body, 1)
-    if n < 1 or n > 1 << 40:
-        raise CorruptStreamError(f"payload declares N = {n} entries, outside [1, 2^40].")
+    if n < 1 or n > MAX_ENTRIES:
+        raise CorruptStreamError(f"payload declares N = {n} entries, outside [1, 2^35].")
+    check_fits(2 * n, f"{n} mask entries")  # the mask and its unpacked bits
     return n, bytes_to_words(body[pos:])
 
 

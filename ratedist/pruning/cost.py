@@ -31,6 +31,7 @@ import numpy as np
 from .._validation import _to_numpy, check_int, check_weights
 from ..coding.container import pack_container, unpack_container
 from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..coding.limits import check_fits
 from ..coding.varint import get_varints, put_varints
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
 from .allocation import select_layers
@@ -285,6 +286,7 @@ def decode_cost(stream: bytes) -> DecodedPruning:
             if any(d < 0 for d in shape) or dtype.kind not in "fiub":
                 raise CorruptStreamError(f"tensor {name!r}: invalid shape or dtype in the header.")
             size = math.prod(shape)
+            check_fits(size * (dtype.itemsize + 9), f"tensor {name!r} of shape {shape}")  # mask, values, output
             kept = e["kept"]
             if kept is None:
                 m = np.ones(size, dtype=bool)

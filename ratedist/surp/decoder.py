@@ -22,12 +22,12 @@ reads only its first ``n_bytes`` bytes.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..coding.container import unpack_container
+from ..coding.limits import check_fits
 from ..errors import CorruptStreamError, InvalidArgumentError
 from ._common import unflatten, validate_table
 
@@ -104,14 +104,6 @@ def select_checkpoint(header: dict, *, sparsity=None, checkpoint=None) -> int:
     raise InvalidArgumentError(f"`sparsity` {s!r} is not in this stream; its checkpoints are: {avail}.")
 
 
-def _memory_bytes() -> int | None:
-    """Physical memory of this machine in bytes (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _check_fits(header: dict) -> None:
     """Refuse, before allocating, a header whose model cannot be decoded in this machine's memory.
 
@@ -119,16 +111,8 @@ def _check_fits(header: dict) -> None:
     a corrupted header that declares billions of parameters gets a clear error instead of an
     out-of-memory kill.
     """
-    have = _memory_bytes()
-    if have is None:
-        return
     out_bytes = sum(int(t["size"]) * np.dtype(t["dtype"]).itemsize for t in header["tensors"])
-    need = 9 * int(header["n_params"]) + out_bytes
-    if need > have:
-        raise CorruptStreamError(
-            f"the stream header declares {header['n_params']} parameters; decoding them needs about "
-            f"{need / 2**30:.1f} GiB but this machine has {have / 2**30:.1f} GiB. The header is corrupted, "
-            "or the model is too large to decode here (decode it on a machine with more memory).")
+    check_fits(9 * int(header["n_params"]) + out_bytes, f"{header['n_params']} parameters")
 
 
 def decode_vector(stream: bytes, *, sparsity=None, checkpoint=None) -> tuple[np.ndarray, dict, int]:
