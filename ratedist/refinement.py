@@ -28,6 +28,7 @@ from ._backend import resolve_backend
 from ._units import check_units, from_nats, to_nats
 from ._validation import check_finite_array, check_int, check_nonnegative, check_positive
 from .coding.container import pack_container, unpack_container
+from .coding.limits import check_fits
 from .errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError, UnreachableTargetError
 from .rd.channel import laplace_reproduction_law
 
@@ -404,6 +405,8 @@ def refinement_decode_bytes(blob: bytes, *, stages: int | None = None) -> np.nda
         raise CorruptStreamError(f"refinement header has out-of-range values: {h}.")
     if not c.segments:
         raise CorruptStreamError("the stream holds no stage; decode at least one segment.")
+    # indices (int64) and cumulative reconstructions (float64), per stage and block
+    check_fits(8 * n_blocks * len(bits) * (1 + block), f"{n_blocks} blocks of {block} symbols")
     try:
         code = _build_code(block, bits[: len(c.segments)], lam, seed)
     except UnreachableTargetError as exc:

@@ -91,3 +91,19 @@ def test_pruning_cost_stream_with_absurd_shape_is_refused():
     h["tensors"] = [{**h["tensors"][0], "shape": [2**40]}]
     with pytest.raises(CorruptStreamError, match="tensor 'a' of shape"):
         decode_cost(pack_container(h, list(c.segments)))
+
+
+def test_refinement_stream_with_absurd_block_count_is_refused():
+    """A CRC-valid refinement stream declaring 10**15 blocks (with a zero-bit stage, whose payload is
+    empty whatever the count) raises CorruptStreamError, not MemoryError."""
+    from ratedist.refinement import make_refinement_code, refinement_decode_bytes, refinement_encode_bytes
+
+    code = make_refinement_code(2, [0.0], seed=3)
+    blob = refinement_encode_bytes(code, np.random.default_rng(0).laplace(size=(5, 2)))
+    c = unpack_container(blob)
+    h = dict(c.header)
+    h.pop("n_segments")
+    assert h["index_bits"] == [0]
+    h["n_blocks"] = 10**15
+    with pytest.raises(CorruptStreamError, match="declares 1000000000000000 blocks of 2 symbols"):
+        refinement_decode_bytes(pack_container(h, list(c.segments)))
