@@ -45,8 +45,8 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: np.asarray(data[k]) for k in data.files}
-        except ValueError as exc:
-            raise InvalidArgumentError(f"`path` {str(path)!r} is not a plain .npz of arrays: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise ValueError, EOFError, BadZipFile, OSError
+            raise InvalidArgumentError(f"`path` {str(path)!r} is not a readable .npz of plain arrays: {exc}") from None
     if suffix == ".safetensors":
         from safetensors import safe_open
 

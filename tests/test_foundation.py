@@ -63,6 +63,16 @@ def test_weights_io_roundtrip(tmp_path, suffix):
         assert back[k].dtype == w[k].dtype and np.array_equal(back[k], w[k])
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors", ".pt"])
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04truncated zip"])
+def test_unreadable_weight_files_named(tmp_path, suffix, content):
+    """An empty, garbage or truncated weights file raises InvalidArgumentError naming the path."""
+    path = tmp_path / f"m{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InvalidArgumentError, match=r"`path` .*m\."):
+        load_weights(path)
+
+
 def test_weights_nan_named(tmp_path):
     """NaN weights raise an error naming the tensor and the count."""
     with pytest.raises(InvalidArgumentError, match=r"'bad'.*2 NaN"):
