@@ -395,19 +395,21 @@ def test_selection_strategy_never_changes_the_trace(threshold):
     assert np.array_equal(f.ahat, r.ahat)
 
 
+@pytest.mark.parametrize("search_thread", [None, False])
 @pytest.mark.parametrize("threshold,speculate_from,log_cap", [(0, 1, None), (100, 1, None), (10**9, 1, None),
-                                                               (100, 1, 3), (0, 50, 1), (100, 10**9, None)])
-def test_speculative_batches_never_change_the_trace(threshold, speculate_from, log_cap):
-    """Searching the next iterations ahead against a frozen E (in parallel), then correcting each
-    answer with the indices that entered E since (or searching afresh when the frozen answer has
-    left E), gives the reference's trace exactly, also when the log of entries overflows and ends
-    a batch (issue 3: the fast selection finds the first eligible position, whatever the strategy)."""
+                                                               (100, 1, 3), (0, 50, 1), (100, 10**9, None),
+                                                               (100, 1, 40)])
+def test_speculative_batches_never_change_the_trace(threshold, speculate_from, log_cap, search_thread):
+    """Searching the next iterations ahead (on a second thread against E as it changes, or on this
+    thread at posting, ``search_thread=False``), then correcting each answer with the indices that
+    entered E since the request was posted (or searching afresh when the winner is not in E), gives
+    the reference's trace exactly, also when a request's log of entries overflows (issue 3: the fast selection finds the first eligible position, whatever the strategy)."""
     flat = flatten(_model(6000, seed=13))
     a = flat.magnitudes
     p = sequential_params(a, seed=9)
     ks = [needed_nonzeros(0.7, a.size)]
     f = run_fast(a, p, ks, max_iterations=max_iterations_for(a.size), scan_threshold=threshold,
-                 speculate_from=speculate_from, _log_cap=log_cap)
+                 speculate_from=speculate_from, _log_cap=log_cap, _search_thread=search_thread)
     r = run_reference(a, p, ks, max_iterations=max_iterations_for(a.size), max_retries=10**6)
     for name in ("j", "m", "esize", "tau", "new", "ev_t", "ev_c"):
         assert np.array_equal(getattr(f, name), getattr(r, name)), name

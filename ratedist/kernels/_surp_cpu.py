@@ -51,6 +51,7 @@ __all__ = [
     "perm_inverse_many",
     "bucket_sort_init",
     "seq_encode_run",
+    "seq_encode_pipe",
     "replay_add",
     "parallel_probe",
     "integer_symbols_run",
@@ -286,6 +287,32 @@ def _prefetch(typingctx, arr, idx):
     return types.void(arr, idx), codegen
 
 
+@intrinsic
+def _aload(typingctx, arr, idx):
+    """``arr[idx]`` (int64) as an atomic load with acquire ordering."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False)
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, idx), codegen
+
+
+@intrinsic
+def _astore(typingctx, arr, idx, val):
+    """``arr[idx] = val`` (int64) as an atomic store with release ordering."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False)
+        v = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(v, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, idx, val), codegen
+
+
 @njit(cache=True, inline="always")
 def _bit(bm, y):
     return (bm[y >> 6] >> np.uint64(y & 63)) & np.uint64(1)
@@ -328,26 +355,37 @@ def _adv(y, am, prime):
 
 # indices into the integer state vector of the encoder
 (I_T, I_NNZ, I_P, I_BEND, I_BQ, I_HEAP, I_ESIZE, I_COUNTER, I_NPOS, I_STARTED, I_BLO, I_MODE,
- I_TLO, I_LOG, I_NA, I_SPEC, N_STATE) = range(17)
+ I_TLO, I_LOG, I_NA, I_NA1, I_SPEC, I_RID, N_STATE) = range(19)
 # indices into the float state vector
 F_LAM, F_ALPHA, F_S, F_TAU = range(4)
 
 ST_TARGET, ST_FULL, ST_EXHAUSTED, ST_NONPOSITIVE, ST_RETRIES, ST_MAXITER, ST_INTERNAL = range(7)
 
 
+@njit(cache=True)
+def _log_add(y, st_i, alog):
+    """Append y to each open log r (bit r of st_i[I_LOG], count st_i[I_NA + r]); a full log closes
+    with count ``alog.shape[1] + 1`` (its request's answers can no longer be corrected)."""
+    cap = alog.shape[1]
+    for r in range(2):
+        if (st_i[I_LOG] >> r) & 1:
+            na = st_i[I_NA + r]
+            if na < cap:
+                alog[r, na] = y
+                st_i[I_NA + r] = na + 1
+            else:
+                st_i[I_NA + r] = cap + 1
+                st_i[I_LOG] &= ~(1 << r)
+
+
 @njit(cache=True, inline="always")
 def _e_add(y, bm, cm, elist, st_i, alog):
     """Add y to E; in list mode (I_MODE = 1) also append it to ``elist`` (leave list mode when full).
 
-    While a speculative batch runs (I_LOG = 1), y is also logged in ``alog`` (I_LOG = 2: overflow).
+    While a request's log is open (bit r of I_LOG), y is also logged in ``alog[r]`` (see :func:`_log_add`).
     """
-    if st_i[I_LOG] == 1:
-        na = st_i[I_NA]
-        if na < alog.size:
-            alog[na] = y
-            st_i[I_NA] = na + 1
-        else:
-            st_i[I_LOG] = 2
+    if st_i[I_LOG] != 0:
+        _log_add(y, st_i, alog)
     bm[y >> 6] |= np.uint64(1) << np.uint64(y & 63)
     _set(cm, y >> _G)
     esize = st_i[I_ESIZE] + 1
@@ -594,27 +632,48 @@ def _advance(tau, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime,
     st_i[I_HEAP] = h
 
 
-_SPEC_B = 256  # iterations searched ahead per speculative batch
-_SPEC_CHUNKS = 8  # interleaved chunks of a batch, spread over the threads
-SPEC_MIN = 1024  # default |E| from which batches are used (st_i[I_SPEC])
-LOG_CAP = 4096  # default size of ``alog``: additions to E logged per batch (more: the batch ends)
+PIPE_B = 64  # iterations per request searched ahead
+SPEC_MIN = 1024  # default |E| from which requests are posted (st_i[I_SPEC])
+LOG_CAP = 4096  # default row size of ``alog``: additions to E logged per request (more: its answers are dropped)
+# shared words of the pipeline (``sh``): latest request id posted, stop flag, main thread started
+SH_GEN, SH_STOP, SH_ALIVE, N_SH = range(4)
+_ALIVE_SPINS = 1 << 22  # a worker that sees no main thread after this many polls returns (never deadlock)
 
 
-@njit(cache=True, parallel=True)
-def _spec_batch(bm, cm, elist, esize, use_list, t0, nb, key_base, prime, strides, inv_strides, sj, sy, scratch):
-    """First position (j, y) in E, frozen as it is now, for iterations t0, ..., t0 + nb - 1 (on all cores).
-
-    ``scratch`` (int64, shape (chunks, 2 * _WRING)): the walks' candidate rings, one per chunk of
-    interleaved iterations.
-    """
-    nch = scratch.shape[0]
-    for c in prange(nch):
-        cand = scratch[c]
-        for i in range(c, nb, nch):
+@njit(cache=True)
+def _pipe_worker(bm, cm, sh, req, wlist, sj, sy, rdy, key_base, prime, strides, inv_strides):
+    """The search thread: for the latest posted request (id g, buffer g & 1; iterations req[.,0] ..
+    + req[.,1] - 1), the first position in E as it reads it (the live bitmaps, or the list copied
+    at posting) for each iteration in turn, published in sj, sy with rdy = g; a newer request
+    abandons the current one.  Returns when the main thread sets SH_STOP."""
+    cand = np.empty(2 * _WRING, dtype=np.int64)
+    bsz = sj.shape[1]
+    last = _aload(sh, SH_GEN)
+    spins = 0
+    while True:
+        if _aload(sh, SH_STOP) != 0:
+            return
+        g = _aload(sh, SH_GEN)
+        if g == last:
+            if _aload(sh, SH_ALIVE) == 0:
+                spins += 1
+                if spins > _ALIVE_SPINS:
+                    return
+            continue
+        last = g
+        bf = g & 1
+        t0 = req[bf, 0]
+        nb = min(req[bf, 1], bsz)
+        use_list = req[bf, 2] == 1
+        wn = min(req[bf, 3], wlist.shape[1])
+        for i in range(nb):
+            if _aload(sh, SH_GEN) != g or _aload(sh, SH_STOP) != 0:
+                break
             qs, b = affine_key(key_base, t0 + i, prime)
-            j, y = _first_eligible(use_list, elist, esize, bm, cm, strides[qs], inv_strides[qs], b, prime, cand)
-            sj[i] = j
-            sy[i] = y
+            j, y = _first_eligible(use_list, wlist[bf], wn, bm, cm, strides[qs], inv_strides[qs], b, prime, cand)
+            sj[bf, i] = j
+            sy[bf, i] = y
+            _astore(rdy, bf * bsz + i, g)
 
 
 @njit(cache=True, parallel=True)
@@ -653,7 +712,8 @@ def _resolve(m, ym, tau, tau_next, k, r, order, hkey, bm, cm, elist, st_i, out_n
 def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk, strides,
                    inv_strides, big_a, bbits,
                    sf, decay, n_active, refresh_every, refresh_factor, max_retries, max_iter, stop_nnz,
-                   out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts, alog):
+                   out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts, alog, mode, sh, req, wlist, sj, sy,
+                   rdy):
     """Run sequential SuRP iterations until nnz reaches ``stop_nnz`` or an output array is full.
 
     Floating-point operations on the thresholds and residuals, and their order, are exactly
@@ -675,12 +735,15 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     are inline, untouched residuals are read only from unconsumed buckets), so E, the heap's
     contents and every float operation are those of the plain order; every exit resolves first.
 
-    Speculative batches (|E| >= st_i[I_SPEC]): :func:`_spec_batch` searches the next _SPEC_B
-    iterations on all cores against E as it is now (the snapshot), and every later entry into E
-    is logged in ``alog`` (and dropped from it when selected).  Between refreshes indices leave E
-    only when selected, so E_t ⊆ snapshot ∪ log: if the snapshot's answer y* is still in E, the
-    true answer is the first of y* and the logged entries (:func:`_scan_f` over ``alog``);
-    otherwise the iteration searches afresh.  A refresh or a full log ends the batch.
+    Searches ahead (mode 1: a second thread, :func:`_pipe_worker`, see :func:`seq_encode_pipe`;
+    mode 2: this thread, at posting, for tests): while |E| >= st_i[I_SPEC], requests of PIPE_B
+    iterations are posted one ahead of the iterations being processed (buffer = id & 1), and every
+    entry into E from the posting on is logged in that request's ``alog`` row.  The searcher reads
+    E while it changes, but a position it read as not eligible and that is eligible at iteration t
+    entered E after the posting, so it is logged: between refreshes indices leave E only when
+    selected, hence the true answer is the first of the searcher's y* and the logged entries, when
+    that winner is in E now (otherwise, or when the answer is not ready or the log overflowed, the
+    iteration searches itself).  The main thread never waits for the searcher.
     """
     cap = out_j.size
     ecap = ev_t.size
@@ -689,13 +752,10 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
     status = ST_FULL
     t_lo = st_i[I_TLO]
     cand = np.empty(2 * _WRING, dtype=np.int64)
-    sj = np.empty(_SPEC_B, dtype=np.int64)
-    sy = np.empty(_SPEC_B, dtype=np.int64)
-    scratch = np.empty((_SPEC_CHUNKS, 2 * _WRING), dtype=np.int64)
-    s_i = 0
-    s_n = 0
+    bsz = sj.shape[1]
+    cur = -1  # id of the request being consumed, and of the one posted after it
+    nxt = -1
     st_i[I_LOG] = 0
-    st_i[I_NA] = 0
     pend = False
     pk = 0
     pm = 0
@@ -750,41 +810,75 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
             ev_t[k_ev] = t
             ev_c[k_ev] = c
             k_ev += 1
-            s_n = 0  # a refresh ends a speculative batch
-        if st_i[I_LOG] == 2:
-            s_n = 0
         esize = st_i[I_ESIZE]
         if st_i[I_MODE] == 0 and esize <= t_lo:
             _build_elist(bm, cm, elist, st_i)
-        if s_i >= s_n:
-            s_i = 0
-            s_n = 0
-            st_i[I_LOG] = 0
-            if esize >= st_i[I_SPEC]:
-                s_n = min(_SPEC_B, max_iter - t)
-                _spec_batch(bm, cm, elist, esize, st_i[I_MODE] == 1 and esize <= t_lo, t, s_n, key_base, prime,
-                            strides, inv_strides, sj, sy, scratch)
-                st_i[I_LOG] = 1
-                st_i[I_NA] = 0
+        if mode != 0:
+            if cur >= 0 and t >= req[cur & 1, 0] + req[cur & 1, 1]:
+                st_i[I_LOG] &= ~(1 << (cur & 1))
+                cur = -1
+            if cur < 0 and nxt >= 0:
+                nf = nxt & 1
+                if t >= req[nf, 0] + req[nf, 1]:
+                    st_i[I_LOG] &= ~(1 << nf)
+                    nxt = -1
+                elif t >= req[nf, 0]:
+                    cur = nxt
+                    nxt = -1
+            if nxt < 0 and esize >= st_i[I_SPEC]:
+                start = req[cur & 1, 0] + req[cur & 1, 1] if cur >= 0 else t
+                nb = min(bsz, max_iter - start)
+                if nb > 0:
+                    rid = st_i[I_RID] + 1
+                    st_i[I_RID] = rid
+                    bf = rid & 1
+                    ul = st_i[I_MODE] == 1 and esize <= t_lo
+                    req[bf, 0] = start
+                    req[bf, 1] = nb
+                    req[bf, 2] = 1 if ul else 0
+                    wn = 0
+                    if ul:
+                        wn = min(esize, wlist.shape[1])
+                        wlist[bf, :wn] = elist[:wn]
+                    req[bf, 3] = wn
+                    st_i[I_NA + bf] = 0
+                    st_i[I_LOG] |= 1 << bf
+                    nxt = rid
+                    if mode == 1:
+                        _astore(sh, SH_GEN, rid)
+                    else:
+                        for i in range(nb):
+                            qw, bw = affine_key(key_base, start + i, prime)
+                            jw, yw = _first_eligible(ul, wlist[bf], wn, bm, cm, strides[qw], inv_strides[qw], bw,
+                                                     prime, cand)
+                            sj[bf, i] = jw
+                            sy[bf, i] = yw
+                            rdy[bf * bsz + i] = rid
+                    if cur < 0 and start <= t:
+                        cur = nxt
+                        nxt = -1
         qs, b = affine_key(key_base, t, prime)
         a = strides[qs]
         spec_ok = False
-        if s_i < s_n:
-            ys = sy[s_i]
-            j = sj[s_i]
-            s_i += 1
-            if j >= 0 and _ebit(bm, ys) != 0:
-                spec_ok = True
-                ym = ys
-                na = st_i[I_NA]
+        if cur >= 0:
+            cf = cur & 1
+            i = t - req[cf, 0]
+            if 0 <= i < req[cf, 1] and (st_i[I_LOG] >> cf) & 1 and _aload(rdy, cf * bsz + i) == cur:
+                j = sj[cf, i]
+                ym = sy[cf, i]
+                if j < 0:
+                    j = prime
+                na = st_i[I_NA + cf]
                 if na > 0:
                     if prime <= _FLOAT_SCAN_MAX:
-                        jl = _scan_f(alog, na, inv_strides[qs], b, prime)
+                        jl = _scan_f(alog[cf], na, inv_strides[qs], b, prime)
                     else:
-                        jl = _scan(alog, na, inv_strides[qs], b, prime)
+                        jl = _scan(alog[cf], na, inv_strides[qs], b, prime)
                     if jl < j:
                         j = jl
                         ym = (b + j * a) % prime
+                if j < prime and _ebit(bm, ym) != 0:
+                    spec_ok = True
         if not spec_ok:
             j, ym = _first_eligible(st_i[I_MODE] == 1 and esize <= t_lo, elist, esize, bm, cm, a, inv_strides[qs], b,
                                     prime, cand)
@@ -813,13 +907,6 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
         tau_next = st_f[F_LAM] * sf
         st_f[F_TAU] = tau_next
         _e_remove(ym, bm, cm, elist, st_i)
-        if st_i[I_LOG] == 1:
-            na = st_i[I_NA]
-            if na > 0:
-                q = _find(alog, na, ym)
-                if alog[q] == ym:
-                    alog[q] = alog[na - 1]
-                    st_i[I_NA] = na - 1
         pend = True
         pk = k_out - 1
         pm = m
@@ -829,9 +916,35 @@ def seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key
         _advance(tau_next, r, order, bstart, bvals, hkey, bm, cm, elist, st_i, sk, prime, big_a, bbits, alog)
     if pend:
         _resolve(pm, pym, ptau, ptn, pk, r, order, hkey, bm, cm, elist, st_i, out_new, alog)
+    st_i[I_LOG] = 0
     counts[0] = k_out
     counts[1] = k_ev
     return status
+
+
+@njit(cache=True, parallel=True)
+def seq_encode_pipe(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk, strides,
+                    inv_strides, big_a, bbits,
+                    sf, decay, n_active, refresh_every, refresh_factor, max_retries, max_iter, stop_nnz,
+                    out_j, out_m, out_e, out_tau, out_new, ev_t, ev_c, counts, alog, sh, req, wlist, sj, sy, rdy):
+    """:func:`seq_encode_run` (mode 1) on one thread and :func:`_pipe_worker` on another.
+
+    The main thread never waits for the worker, and the worker returns once the main thread is
+    done (or when it never starts), so this also completes when both run on one thread.  Set
+    sh[SH_STOP] = sh[SH_ALIVE] = 0 before the call.
+    """
+    res = np.zeros(1, dtype=np.int64)
+    for c in prange(2):
+        if c == 0:
+            _astore(sh, SH_ALIVE, 1)
+            res[0] = seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, key_base, n, prime, sk,
+                                    strides, inv_strides, big_a, bbits, sf, decay, n_active, refresh_every,
+                                    refresh_factor, max_retries, max_iter, stop_nnz, out_j, out_m, out_e, out_tau,
+                                    out_new, ev_t, ev_c, counts, alog, 1, sh, req, wlist, sj, sy, rdy)
+            _astore(sh, SH_STOP, 1)
+        else:
+            _pipe_worker(bm, cm, sh, req, wlist, sj, sy, rdy, key_base, prime, strides, inv_strides)
+    return res[0]
 
 
 @njit(cache=True)

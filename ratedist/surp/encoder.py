@@ -152,16 +152,17 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
              max_retries: int = MAX_RETRIES, progress: bool = False, snapshot=None,
              overwrite: bool = False, scan_threshold: int | None = None,
              reconstruct: bool = True, speculate_from: int | None = None,
-             _log_cap: int | None = None) -> SequentialTrace:
+             _log_cap: int | None = None, _search_thread: bool | None = None) -> SequentialTrace:
     """Run the numba kernel until every non-zero count in ``stop_nnz`` (increasing) is reached.
 
     ``snapshot(ahat)`` is called at each reached checkpoint when given.  With
     ``overwrite=True`` the magnitudes ``a`` become the residual in place (saves n floats).
     ``scan_threshold`` (|E| at or below which E is also kept as a list and scanned instead of
     walking the permutation; default sqrt(_LIST_KAPPA · n)) changes the speed, never the result.
-    ``speculate_from`` (|E| from which the next iterations' searches are run ahead, in batches on
-    all cores, against the current E; default ``K.SPEC_MIN`` with two or more numba threads on the
-    OpenMP or TBB layer, else off) also changes the speed only.
+    ``speculate_from`` (|E| from which the next iterations' searches are run ahead on a second
+    thread while this one processes the current ones; default ``K.SPEC_MIN`` with two or more numba
+    threads on the OpenMP or TBB layer, else off) also changes the speed only (``_search_thread=False``:
+    the searches ahead run on this thread, a test of the corrections).
     With ``reconstruct=False`` (and no ``snapshot``) the final â is not replayed and ``ahat`` is None
     (saves n floats and a pass of random writes when only the stream is wanted).
     """
@@ -187,7 +188,18 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
     st_i[K.I_NPOS] = npos
     st_i[K.I_TLO] = t_lo
     st_i[K.I_SPEC] = _default_speculate_from() if speculate_from is None else max(int(speculate_from), 1)
-    alog = np.empty(K.LOG_CAP if _log_cap is None else max(int(_log_cap), 1), dtype=np.int32)
+    alog = np.empty((2, K.LOG_CAP if _log_cap is None else max(int(_log_cap), 1)), dtype=np.int32)
+    if _search_thread is None:
+        import numba
+
+        _search_thread = numba.get_num_threads() >= 2
+    pipe = bool(_search_thread) and st_i[K.I_SPEC] < _SPEC_OFF
+    sh = np.zeros(K.N_SH, dtype=np.int64)
+    req = np.zeros((2, 4), dtype=np.int64)
+    wlist = np.empty((2, elist.size), dtype=np.int32)
+    sj = np.empty((2, K.PIPE_B), dtype=np.int64)
+    sy = np.empty((2, K.PIPE_B), dtype=np.int64)
+    rdy = np.zeros(2 * K.PIPE_B, dtype=np.int64)
     st_f = np.array([p.lam_inv0, p.alpha_eff0, p.s0, 0.0], dtype=np.float64)
     kb = np.uint64(perms.base)
     cps = []
@@ -219,12 +231,18 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
                 if st_i[K.I_HEAP] >= hkey.size:
                     hkey = np.concatenate([hkey, np.empty(hkey.size, hkey.dtype)])
                 hi = min(out["j"].size, used + step)
-                code = K.seq_encode_run(r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, kb, n, prime,
-                                        sk, strides, inv_strides, perms.big_a, perms.bbits,
-                                        p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
-                                        max_retries, max_iterations, target, out["j"][used:hi], out["m"][used:hi],
-                                        out["e"][used:hi], out["tau"][used:hi], out["new"][used:hi],
-                                        ev["t"][used_ev:], ev["c"][used_ev:], counts, alog)
+                args = (r, order, bstart, bvals, hkey, bm, cm, elist, st_i, st_f, kb, n, prime,
+                        sk, strides, inv_strides, perms.big_a, perms.bbits,
+                        p.sf, p.decay, float(p.n_active), p.refresh_every, p.refresh_factor,
+                        max_retries, max_iterations, target, out["j"][used:hi], out["m"][used:hi],
+                        out["e"][used:hi], out["tau"][used:hi], out["new"][used:hi],
+                        ev["t"][used_ev:], ev["c"][used_ev:], counts, alog)
+                if pipe:
+                    sh[K.SH_STOP] = 0
+                    sh[K.SH_ALIVE] = 0
+                    code = K.seq_encode_pipe(*args, sh, req, wlist, sj, sy, rdy)
+                else:
+                    code = K.seq_encode_run(*args, 2, sh, req, wlist, sj, sy, rdy)
                 used += int(counts[0])
                 used_ev += int(counts[1])
                 if bar is not None:
