@@ -414,3 +414,27 @@ def test_speculative_batches_never_change_the_trace(threshold, speculate_from, l
     for name in ("j", "m", "esize", "tau", "new", "ev_t", "ev_c"):
         assert np.array_equal(getattr(f, name), getattr(r, name)), name
     assert np.array_equal(f.ahat, r.ahat) and f.checkpoints == r.checkpoints
+
+
+def test_tensor_norm_independent_of_thread_count():
+    """The per-tensor norm (stored in the header) is the same float for 1 and 2 numba threads and
+    agrees with an exactly rounded sum to 1e-12 relative: streams do not depend on the core count."""
+    import math
+
+    import numba
+
+    from ratedist.surp._common import tensor_norm
+
+    x = np.random.default_rng(5).laplace(size=300_001).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = (tensor_norm(x, "l2"), tensor_norm(x, "l1"))
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = (tensor_norm(x, "l2"), tensor_norm(x, "l1"))
+    finally:
+        numba.set_num_threads(before)
+    assert one == two
+    x64 = x.astype(np.float64)
+    assert one[0] == pytest.approx(math.sqrt(math.fsum(x64 * x64)), rel=1e-12)
+    assert one[1] == pytest.approx(math.fsum(np.abs(x64)), rel=1e-12)

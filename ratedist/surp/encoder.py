@@ -124,13 +124,13 @@ def _strides(perms):
 _LIST_KAPPA = 4.0
 _BVALS_MAX = 1 << 20  # sorted values of the current bucket kept contiguous (larger buckets read r)
 
-_SPEC_OFF = 1 << 62  # speculate_from that never starts a batch
+_SPEC_OFF = 1 << 62  # speculate_from that never searches ahead
 _SPEC_DEFAULT: list = []
 
 
 def _default_speculate_from() -> int:
-    """K.SPEC_MIN where batches can pay: two or more numba threads and a threading layer with cheap
-    launches (OpenMP or TBB; numba's fallback 'workqueue' costs more per batch than it saves)."""
+    """K.SPEC_MIN where searching ahead on a second thread can pay: two or more numba threads on the
+    OpenMP or TBB layer (numba's fallback 'workqueue' layer is not used for it), else off."""
     if not _SPEC_DEFAULT:
         import numba
 
