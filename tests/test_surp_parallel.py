@@ -157,6 +157,17 @@ def test_first_rounds_kernel_matches_reference():
     assert np.array_equal(out, expect)
 
 
+@pytest.mark.parametrize("cap", [0, 1, 3, None])
+def test_round_cap_never_changes_the_stream(monkeypatch, cap):
+    """The numba plan resolves entry rounds only up to an estimated cap and redoes the pass when the
+    cap is too low: any cap (0, 1, 3 rounds, or the estimate) gives the NumPy reference's stream."""
+    w = {"a": np.random.default_rng(11).laplace(size=(120, 90)).astype(np.float32)}
+    want = surp.encode(w, [0.95, 0.7], algorithm="parallel", backend="numpy").stream
+    if cap is not None:
+        monkeypatch.setattr(P, "_round_cap", lambda a, taus, k, margin=8: min(cap, taus.size))
+    assert surp.encode(w, [0.95, 0.7], algorithm="parallel", backend="numba").stream == want
+
+
 def test_cuda_simulator_stream_equals_cpu_stream():
     """Claim (issue 4): the CUDA kernels (run here under NUMBA_ENABLE_CUDASIM=1 when no GPU is present)
     produce the same stream as the CPU backends on a fixed input."""

@@ -19,26 +19,29 @@ CHUNK = 1 << 16
 
 @njit(cache=True, parallel=True)
 def chunked_norm(x, squared):  # pragma: no cover - compiled
-    """Σ x² (``squared``) or Σ |x| in float64, in fixed chunks (deterministic for any thread count)."""
+    """``(Σ x² or Σ |x|, smallest positive |x|)`` in float64; the sum in fixed chunks, each in index
+    order, then the chunk sums in order (deterministic for any thread count); ``inf`` when x has
+    no non-zero entry."""
     n = x.size
     n_chunks = (n + CHUNK - 1) // CHUNK
     part = np.zeros(n_chunks, dtype=np.float64)
+    low = np.full(n_chunks, np.inf)
     for c in prange(n_chunks):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         s = 0.0
-        if squared:
-            for i in range(lo, hi):
-                v = np.float64(x[i])
-                s += v * v
-        else:
-            for i in range(lo, hi):
-                s += abs(np.float64(x[i]))
+        m = np.inf
+        for i in range(lo, hi):
+            v = abs(np.float64(x[i]))
+            s += v * v if squared else v
+            if v > 0.0 and v < m:
+                m = v
         part[c] = s
+        low[c] = m
     total = 0.0
     for c in range(n_chunks):
         total += part[c]
-    return total
+    return total, low.min()
 
 
 @njit(cache=True, parallel=True)

@@ -110,8 +110,9 @@ def round_histogram(t_first, n_bins, n_chunks):  # pragma: no cover - compiled
 
 
 @njit(cache=True, parallel=True)
-def compact_entering(t_first, n_rounds, n_chunks):  # pragma: no cover - compiled
-    """Indices ``i`` (ascending) with ``t_first[i] < n_rounds``: chunk counts, prefix sum, scatter."""
+def compact_entering(t_first, a, n_rounds, n_chunks):  # pragma: no cover - compiled
+    """``(idx, t_first[idx], a[idx])`` for the indices ``i`` (ascending) with ``t_first[i] < n_rounds``:
+    chunk counts, prefix sum, scatter."""
     n = t_first.size
     step = (n + n_chunks - 1) // n_chunks
     counts = np.zeros(n_chunks + 1, dtype=np.int64)
@@ -125,16 +126,22 @@ def compact_entering(t_first, n_rounds, n_chunks):  # pragma: no cover - compile
         counts[c + 1] = k
     for c in range(n_chunks):
         counts[c + 1] += counts[c]
-    idx = np.empty(counts[n_chunks], dtype=np.int64)
+    total = counts[n_chunks]
+    idx = np.empty(total, dtype=np.int64)
+    ct = np.empty(total, dtype=t_first.dtype)
+    ca = np.empty(total, dtype=a.dtype)
     for c in prange(n_chunks):
         lo = c * step
         hi = min(n, lo + step)
         k = counts[c]
         for i in range(lo, hi):
-            if t_first[i] < n_rounds:
+            t = t_first[i]
+            if t < n_rounds:
                 idx[k] = i
+                ct[k] = t
+                ca[k] = a[i]
                 k += 1
-    return idx
+    return idx, ct, ca
 
 
 @njit(cache=True, parallel=True)

@@ -54,12 +54,15 @@ class Flat:
         ``{"name", "shape", "dtype", "norm", "size"}`` per tensor, in key order.
     normalize : str
         ``"l2"`` (Frobenius norm, the reference code) or ``"l1"`` (entrywise L1, THEORY.md §2).
+    min_positive : float
+        The smallest positive magnitude (``inf`` when every weight is zero).
     """
 
     magnitudes: np.ndarray
     signs: np.ndarray
     table: tuple
     normalize: str
+    min_positive: float = math.inf
 
     @property
     def n(self) -> int:
@@ -83,6 +86,16 @@ def _kernel_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _norm_and_min(x: np.ndarray, normalize: str) -> tuple[float, float]:
+    """``(norm, smallest positive |x|)`` of a :func:`_kernel_input` array (``(0.0, inf)`` when empty)."""
+    from ..kernels._flatten_cpu import chunked_norm
+
+    if x.size == 0:
+        return 0.0, math.inf
+    s, low = chunked_norm(x, normalize == "l2")
+    return (float(np.sqrt(s)) if normalize == "l2" else float(s)), float(low)
+
+
 def tensor_norm(x: np.ndarray, normalize: str) -> float:
     """Norm of one tensor in float64: Frobenius (``"l2"``) or entrywise L1 (``"l1"``).
 
@@ -91,14 +104,7 @@ def tensor_norm(x: np.ndarray, normalize: str) -> float:
     >>> tensor_norm(np.array([3.0, -4.0]), "l2"), tensor_norm(np.array([3, -4], dtype=np.int8), "l1")
     (5.0, 7.0)
     """
-    from ..kernels._flatten_cpu import chunked_norm
-
-    x = _kernel_input(x)
-    if x.size == 0:
-        return 0.0
-    if normalize == "l2":
-        return float(np.sqrt(chunked_norm(x, True)))
-    return float(chunked_norm(x, False))
+    return _norm_and_min(_kernel_input(x), normalize)[0]
 
 
 def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
@@ -135,16 +141,19 @@ def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
     signs = np.empty(n, dtype=np.int8)
     table = []
     pos = 0
+    lo = math.inf
     for name, arr in arrays.items():
         size = int(arr.size)
         x = _kernel_input(arr)
-        norm = tensor_norm(x, normalize)
+        norm, low = _norm_and_min(x, normalize)
         if size:
             magnitudes_signs(x, norm, mags[pos:pos + size], signs[pos:pos + size])
+            if norm > 0:  # division by norm > 0 is monotone, so the smallest magnitude is low / norm
+                lo = min(lo, low / norm)
         table.append({"name": name, "shape": [int(s) for s in arr.shape], "dtype": str(arr.dtype),
                       "norm": norm, "size": size})
         pos += size
-    return Flat(magnitudes=mags, signs=signs, table=tuple(table), normalize=normalize)
+    return Flat(magnitudes=mags, signs=signs, table=tuple(table), normalize=normalize, min_positive=lo)
 
 
 def unflatten(u_hat: np.ndarray, table: Sequence[dict]) -> dict[str, np.ndarray]:

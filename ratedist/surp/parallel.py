@@ -52,7 +52,7 @@ from ..coding.container import pack_container, prefix_length
 from ..coding.entropy import bytes_to_words, words_to_bytes
 from ..errors import CorruptStreamError, InvalidArgumentError, UnreachableTargetError
 from ._common import check_sparsities, flatten, needed_nonzeros, unflatten
-from .report import SurpCheckpoint, SurpEncoding, SurpReport, laplace_lam_hat, rd_bits_per_param
+from .report import SurpCheckpoint, SurpEncoding, SurpReport, rd_bits_per_param
 
 __all__ = [
     "DEFAULT_GAMMA",
@@ -80,17 +80,18 @@ _NEG_EXACT_ESCAPE = 2**16
 # --------------------------------------------------------------------------- thresholds
 
 
-def initial_threshold(magnitudes: np.ndarray) -> tuple[float, float, float]:
+def initial_threshold(magnitudes: np.ndarray, total: float | None = None) -> tuple[float, float, float]:
     """``(tau1, lam_inv, sf)``: ``tau1 = lam_inv · sf``, ``lam_inv = mean(a)``, ``sf = ln(n / ln n)``.
 
-    ``sf`` is 1 for n < 3, where ``ln(n / ln n)`` is undefined or below 1.
+    ``sf`` is 1 for n < 3, where ``ln(n / ln n)`` is undefined or below 1.  ``total``, when the
+    caller has it, is ``np.sum(a)`` (``np.mean(a)`` is exactly ``np.sum(a) / n``).
 
     >>> initial_threshold(np.ones(100))[2] == math.log(100 / math.log(100))
     True
     """
     n = int(magnitudes.size)
     sf = math.log(n / math.log(n)) if n >= 3 else 1.0
-    lam_inv = float(np.mean(magnitudes))
+    lam_inv = float(np.mean(magnitudes)) if total is None else float(np.float64(total) / n)
     return lam_inv * sf, lam_inv, sf
 
 
@@ -229,7 +230,7 @@ def _plan_reference(a, neg, taus, targets, sizes, keep) -> RoundPlan:
                      reconstructions=tuple(recs) if keep else None)
 
 
-def _plan_from_entries(a, neg, taus, targets, sizes, keep, t_first_hist, compact) -> RoundPlan:
+def _plan_from_entries(a, neg, taus, targets, sizes, keep, t_first_hist, compact, total) -> RoundPlan:
     """Shared tail of the numba and CUDA plans: the trajectory passes on the compacted indices (CPU)."""
     from ..kernels import _surp_parallel_cpu as K
 
@@ -261,7 +262,6 @@ def _plan_from_entries(a, neg, taus, targets, sizes, keep, t_first_hist, compact
                            new_pos, new_src, ref_pos)
     new_neg = neg[comp_idx[new_src]].astype(np.uint8)
     # residual sums: entered indices (from the kernel) + untouched magnitudes
-    total = float(np.sum(a))
     entered_a = np.bincount(comp_t, weights=comp_a, minlength=T)[:T]
     entered_cum = np.concatenate([[0.0], np.cumsum(entered_a)])
     residual = np.array([total - entered_cum[c] + res_chunks[:, j].sum() for j, c in enumerate(ck)])
@@ -284,22 +284,39 @@ def _plan_from_entries(a, neg, taus, targets, sizes, keep, t_first_hist, compact
                      reconstructions=recs)
 
 
-def _plan_numba(a, neg, taus, targets, sizes, keep) -> RoundPlan:
+def _round_cap(a: np.ndarray, taus: np.ndarray, k: int, margin: int = 8) -> int:
+    """A round count after which at least ``k`` entries have probably entered: the round of the
+    k-th largest entry of a strided sample of ``a``, plus ``margin`` rounds (speed only)."""
+    step = max(1, a.size // 65536)
+    sample = a[::step]
+    rank = min(sample.size - 1, int(k * sample.size / a.size))
+    est = np.partition(sample, sample.size - 1 - rank)[sample.size - 1 - rank]
+    t = int(np.searchsorted(-taus, -est, side="left"))  # first round whose threshold is <= est
+    return int(min(taus.size, t + margin))
+
+
+def _plan_numba(a, neg, taus, targets, sizes, keep, total) -> RoundPlan:
     from ..kernels import _surp_parallel_cpu as K
 
     t_first = np.empty(a.size, dtype=np.int32)
-    K.first_rounds(a, taus, t_first)
     n_chunks = 16
-    hist = K.round_histogram(t_first, taus.size, n_chunks)
+    # Most weights enter long after the last checkpoint: resolve entry rounds only up to a cap
+    # estimated from a strided sample (later ones read as `cap`), and redo the pass with every
+    # round when the cap turns out too low.  Rounds below the cap are exact either way.
+    cap = _round_cap(a, taus, needed_nonzeros(min(targets), a.size))
+    K.first_rounds(a, taus[:cap], t_first)
+    hist = K.round_histogram(t_first, cap, n_chunks)
+    if cap < taus.size and int(hist.sum()) < needed_nonzeros(min(targets), a.size):
+        K.first_rounds(a, taus, t_first)
+        hist = K.round_histogram(t_first, taus.size, n_chunks)
 
     def compact(T):
-        idx = K.compact_entering(t_first, T, n_chunks)
-        return idx, t_first[idx], a[idx]
+        return K.compact_entering(t_first, a, T, n_chunks)
 
-    return _plan_from_entries(a, neg, taus, targets, sizes, keep, hist, compact)
+    return _plan_from_entries(a, neg, taus, targets, sizes, keep, hist, compact, total)
 
 
-def _plan_cuda(a, neg, taus, targets, sizes, keep) -> RoundPlan:
+def _plan_cuda(a, neg, taus, targets, sizes, keep, total) -> RoundPlan:
     from ..kernels import _surp_parallel_cuda as KC
 
     use_cupy = has_cupy() and not cuda_simulated()
@@ -314,11 +331,12 @@ def _plan_cuda(a, neg, taus, targets, sizes, keep) -> RoundPlan:
     def compact(T):
         return KC.compact_entering_cuda(t_dev, a_dev, T, api)
 
-    return _plan_from_entries(a, neg, taus, targets, sizes, keep, hist, compact)
+    return _plan_from_entries(a, neg, taus, targets, sizes, keep, hist, compact, total)
 
 
 def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA, backend: str = "numpy",
-                sizes=None, keep_reconstructions: bool = False) -> tuple[RoundPlan, np.ndarray]:
+                sizes=None, keep_reconstructions: bool = False, total: float | None = None,
+                floor: float | None = None) -> tuple[RoundPlan, np.ndarray]:
     """Run the parallel SuRP rounds on magnitudes ``a`` and return ``(plan, taus)``.
 
     Parameters
@@ -336,6 +354,9 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
         Tensor sizes (for per-tensor sparsity); one tensor by default.
     keep_reconstructions : bool
         Also return ``â`` at every checkpoint.
+    total, floor : float, optional
+        ``np.sum(a)`` and the smallest positive entry of ``a``, when the caller has them
+        (computed here otherwise).
 
     Returns
     -------
@@ -348,12 +369,13 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
     neg = np.ascontiguousarray(negative, dtype=bool)
     targets = check_sparsities(sparsity)
     sizes = [a.size] if sizes is None else list(sizes)
-    tau1, _lam_inv, _sf = initial_threshold(a)
+    total = float(np.sum(a)) if total is None else float(total)
+    tau1, _lam_inv, _sf = initial_threshold(a, total)
     if not tau1 > 0:
         raise UnreachableTargetError("every weight is zero: no sparsity below 1 can be reached; nothing to encode.")
-    if backend == "numpy":
+    if floor is None and backend == "numpy":
         floor = float(a[a > 0].min())
-    else:
+    elif floor is None:
         from ..kernels._surp_parallel_cpu import min_positive
 
         floor = float(min_positive(a))
@@ -361,9 +383,9 @@ def plan_rounds(magnitudes, negative, sparsity, *, gamma: float = DEFAULT_GAMMA,
     if backend == "numpy":
         plan = _plan_reference(a, neg, taus, targets, sizes, keep_reconstructions)
     elif backend == "numba":
-        plan = _plan_numba(a, neg, taus, targets, sizes, keep_reconstructions)
+        plan = _plan_numba(a, neg, taus, targets, sizes, keep_reconstructions, total)
     else:
-        plan = _plan_cuda(a, neg, taus, targets, sizes, keep_reconstructions)
+        plan = _plan_cuda(a, neg, taus, targets, sizes, keep_reconstructions, total)
     return plan, taus[:plan.n_rounds]
 
 
@@ -613,9 +635,10 @@ def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA,
     a = flat.magnitudes
     neg = flat.signs < 0
     sizes = [t["size"] for t in flat.table]
+    total = float(np.sum(a))
     plan, taus = plan_rounds(a, neg, targets, gamma=gamma, backend=backend, sizes=sizes,
-                             keep_reconstructions=keep_reconstructions)
-    tau1, lam_inv, sf = initial_threshold(a)
+                             keep_reconstructions=keep_reconstructions, total=total, floor=flat.min_positive)
+    tau1, lam_inv, sf = initial_threshold(a, total)
     segments, parts = _code_segments(plan)
     n = plan.n
     nnz_after = np.cumsum(np.diff(plan.new_off))
@@ -632,7 +655,7 @@ def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA,
     }
     stream, prefix = _pack(header, segments)
     hdr_bytes = prefix_length(stream, 0)
-    lam_hat = laplace_lam_hat(a)
+    lam_hat = 1.0 / lam_inv if lam_inv > 0 else math.inf  # laplace_lam_hat(a), from the sum already taken
     cps = []
     cum = {"counts": 0, "positions": 0, "signs": 0}
     for k, c in enumerate(plan.checkpoints):
