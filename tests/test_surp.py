@@ -399,7 +399,7 @@ def test_selection_strategy_never_changes_the_trace(threshold):
 @pytest.mark.parametrize("threshold,speculate_from,log_cap", [(0, 1, None), (100, 1, None), (10**9, 1, None),
                                                                (100, 1, 3), (0, 50, 1), (100, 10**9, None),
                                                                (100, 1, 40)])
-def test_speculative_batches_never_change_the_trace(threshold, speculate_from, log_cap, search_thread):
+def test_search_ahead_never_changes_the_trace(threshold, speculate_from, log_cap, search_thread):
     """Searching the next iterations ahead (on a second thread against E as it changes, or on this
     thread at posting, ``search_thread=False``), then correcting each answer with the indices that
     entered E since the request was posted (or searching afresh when the winner is not in E), gives
