@@ -36,19 +36,9 @@ def check_theta(theta, name: str = "theta", *, ndims=(1, 2)):
     xp = namespace(theta)
     if xp is np:
         theta = np.asarray(theta)
-    if theta.dtype.kind not in "fiub":
-        raise InvalidArgumentError(f"`{name}` must be a real array of probabilities, got dtype {theta.dtype}.")
+    _light_check(theta, name, ndims)
     if theta.dtype.kind != "f":
         theta = theta.astype(xp.float64)
-    if theta.ndim not in ndims:
-        raise InvalidShapeError(
-            f"`{name}` must have {' or '.join(str(n) for n in ndims)} dimension(s) "
-            f"((d,) for one client, (K, d) for K clients), got shape {tuple(theta.shape)}."
-        )
-    if theta.size == 0:
-        raise InvalidArgumentError(
-            f"`{name}` is empty (shape {tuple(theta.shape)}); pass at least one client and one coordinate (K >= 1, d >= 1)."
-        )
     bad = int(xp.count_nonzero(~xp.isfinite(theta)))
     if bad:
         raise InvalidArgumentError(f"`{name}` contains {bad} NaN or infinite value(s); probabilities must be finite.")
