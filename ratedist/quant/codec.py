@@ -1,0 +1,599 @@
+"""Weights to bytes with any quantizer of :mod:`ratedist.quant`: normalization, allocation, stream, report.
+
+One interface for every method::
+
+    enc = encode(weights, method="tcq", rate=2.0)          # or distortion=D
+    enc.stream, enc.report                                  # bytes, and what they cost
+    decode(enc.stream)                                      # same keys, shapes and dtypes
+
+Each tensor ``w_t`` is flattened and normalized, ``u_t = w_t / ‖w_t‖`` (``normalize="l2"``,
+the Frobenius norm, SuRP's convention; ``"l1"`` the entrywise L1 norm of the
+output-perturbation bound; ``None`` leaves the weights as they are).  The distortion is the
+mean over all n weights, ``d(u, û) = (1/n) Σ_t Σ_i ρ(u_ti − û_ti)`` with ρ = |·| (``"l1"``) or
+(·)² (``"mse"``).
+
+Allocation.  Every tensor offers a ladder of operating points (its coder's
+``candidates``); each is measured (bits, Σρ) — exactly where the coder has a fast
+``estimate``, otherwise by coding an evenly strided subsample of at most
+:data:`SUBSAMPLE` weights and scaling.  A sum of distortions under a total-rate budget is
+minimized by giving every tensor the operating point that minimizes Σρ + μ·bits for one
+common multiplier μ (Everett's theorem; the discrete form of equal slopes), so
+:func:`allocate` searches μ.  The chosen points are then coded in full; the stream's real
+length is checked against the target and μ tightened when the header or the estimates made
+it overshoot.
+
+Stream (the ratedist container, :mod:`ratedist.coding.container`): a JSON header
+``{"format": "ratedist.quant", "method", "metric", "normalize", "coder": {options},
+"tensors": [[name, dtype, shape, norm, params], ...]}`` and one CRC-protected segment per
+tensor.  Every rate reported is ``8 · len(stream)``: header, tables and CRCs included.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_positive, check_weights
+from ..coding.container import pack_container, unpack_container
+from ..coding.limits import check_fits
+from ..errors import CorruptStreamError, InvalidArgumentError, RatedistError, UnreachableTargetError
+from ._base import TensorCode, tensor_distortion
+
+__all__ = ["METHODS", "METRICS", "NORMALIZATIONS", "QuantEncoding", "QuantReport", "TensorReport",
+           "encode", "decode", "inspect", "allocate", "bound_at", "get_coder", "SUBSAMPLE"]
+
+FORMAT = "ratedist.quant"
+METHODS = ("scalar", "tcq", "trellis")
+METRICS = ("l1", "mse")
+NORMALIZATIONS = ("l2", "l1", None)
+#: coders without a fast estimate are measured on at most this many weights per tensor
+SUBSAMPLE = 1 << 16
+_FLOAT_DTYPES = ("float16", "float32", "float64")
+_MAX_PARAMS = 1 << 40
+
+
+def get_coder(method: str, **options):
+    """The per-tensor coder of ``method`` ("scalar", "tcq", "trellis") built with ``options``."""
+    check_choice("method", method, METHODS)
+    if method == "scalar":
+        from .scalar import ScalarQuantizer
+
+        if options:
+            raise InvalidArgumentError(f"method 'scalar' takes no options; got {sorted(options)}.")
+        return ScalarQuantizer()
+    if method == "tcq":
+        from .tcq import TrellisCodedQuantizer
+
+        return TrellisCodedQuantizer(**options)
+    from .trellis import BitshiftTrellisCoder
+
+    return BitshiftTrellisCoder(**options)
+
+
+def _coder_options(coder) -> dict:
+    opts = getattr(coder, "options", None)
+    return dict(opts() if callable(opts) else (opts or {}))
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class TensorReport:
+    """One tensor of a quantized model: ``n_bits`` of its segment, ``bpp``, mean ``distortion``, the chosen ``params``."""
+
+    name: str
+    n_params: int
+    n_bits: int
+    bpp: float
+    distortion: float
+    params: dict
+
+    def to_dict(self) -> dict:
+        return {"n_params": self.n_params, "n_bits": self.n_bits, "bpp": self.bpp, "distortion": self.distortion,
+                "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    """What a quantized stream costs and how far it is from the limit.
+
+    Attributes
+    ----------
+    n_bits, bpp : int, float
+        ``8 · len(stream)`` and bits per parameter (header, tables, CRCs included).
+    distortion : float
+        d(u, û), mean over all parameters in the normalized domain, for ``metric``.
+    zero_fraction : float
+        Fraction of reconstructed weights that are exactly 0.
+    zero_fraction_laplace : float
+        What rate–distortion theory predicts for a Laplacian source under absolute error at
+        each tensor's measured distortion, (λ_t D_t)² averaged by size (λ_t = 1/mean|u_t|);
+        the seeds' claim that pruning is part of optimal compression.  Only meaningful for
+        ``metric="l1"``.
+    bound_bpp, bound_bpp_upper : float or None
+        The model's own rate–distortion bound (:func:`ratedist.rd.model_rate_distortion`:
+        any coder that treats each tensor's normalized weights as i.i.d. draws from its
+        empirical law) at ``distortion``: its certified lower and upper values.
+    gap : float or None
+        ``bpp / bound_bpp − 1``, the relative rate overhead against the certified lower bound.
+    laplace_bpp : float or None
+        R(D) of one Laplacian fitted to all normalized weights (a secondary reference, not a
+        bound for real weights).
+    """
+
+    method: str
+    metric: str
+    normalize: str | None
+    n_params: int
+    n_bits: int
+    bpp: float
+    distortion: float
+    zero_fraction: float
+    zero_fraction_laplace: float
+    seconds: float
+    tensors: dict = field(default_factory=dict)
+    coder: dict = field(default_factory=dict)
+    bound_bpp: float | None = None
+    bound_bpp_upper: float | None = None
+    gap: float | None = None
+    laplace_bpp: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "n_params": self.n_params, "n_bits": self.n_bits, "bpp": self.bpp,
+                "distortion": self.distortion, "metric": self.metric, "normalize": self.normalize,
+                "bound_bpp": self.bound_bpp, "bound_bpp_upper": self.bound_bpp_upper, "gap": self.gap,
+                "laplace_bpp": self.laplace_bpp, "zero_fraction": self.zero_fraction,
+                "zero_fraction_laplace": self.zero_fraction_laplace, "seconds": self.seconds,
+                "coder": dict(self.coder),
+                "tensors": {k: {"bpp": t.bpp, "distortion": t.distortion} for k, t in self.tensors.items()}}
+
+
+@dataclass(frozen=True)
+class QuantEncoding:
+    """The result of :func:`encode`: ``stream`` (bytes), ``report`` and the decoded ``weights``."""
+
+    stream: bytes
+    report: QuantReport
+    weights: dict
+
+
+# ----------------------------------------------------------------------------- normalization
+
+
+def _safe_norm(x: np.ndarray, kind: str | None) -> float:
+    """‖x‖₂ or ‖x‖₁ without overflow (scaled by max|x|); 1.0 for ``kind=None``."""
+    if kind is None:
+        return 1.0
+    scale = float(np.max(np.abs(x))) if x.size else 0.0
+    if scale == 0.0:
+        return 0.0
+    y = x / scale
+    return scale * (float(np.sqrt(np.dot(y, y))) if kind == "l2" else float(np.sum(np.abs(y))))
+
+
+def _prepare(weights, normalize):
+    arrays = check_weights("weights", weights, allow_empty_tensors=False)
+    out = []
+    for name, arr in arrays.items():
+        if arr.dtype.kind != "f" or arr.dtype.name not in _FLOAT_DTYPES:
+            raise InvalidArgumentError(
+                f"tensor {name!r} of `weights` has dtype {arr.dtype}; the quantizers code float16/32/64 tensors "
+                "only (drop integer buffers such as `num_batches_tracked` or cast them first).")
+        x = np.ascontiguousarray(arr, dtype=np.float64).ravel()
+        norm = _safe_norm(x, normalize)
+        if not math.isfinite(norm):
+            raise InvalidArgumentError(f"tensor {name!r} of `weights` has a norm that overflows float64.")
+        u = x / norm if norm > 0 else np.zeros_like(x)
+        out.append((name, arr, u, norm))
+    return out
+
+
+# ----------------------------------------------------------------------------- allocation
+
+
+def _hull(bits: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Indices of the lower convex hull of points (bits, dist), by increasing bits."""
+    order = np.lexsort((dist, bits))
+    keep: list[int] = []
+    best = math.inf
+    for i in order:  # drop dominated points
+        if dist[i] < best:
+            keep.append(int(i))
+            best = dist[i]
+    hull: list[int] = []
+    for i in keep:
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is above the segment a–i: not on the lower hull
+            if (dist[b] - dist[a]) * (bits[i] - bits[a]) >= (dist[i] - dist[a]) * (bits[b] - bits[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return np.asarray(hull, dtype=np.int64)
+
+
+def _choose(hulls, mu: float) -> list[int]:
+    """Per tensor, the hull point minimizing dist + μ·bits (μ = ∞: the fewest bits)."""
+    if not math.isfinite(mu):
+        return [int(h[0]) for h, _b, _d in hulls]
+    return [int(h[np.argmin(d + mu * b)]) for h, b, d in hulls]
+
+
+def allocate(points: list[tuple[np.ndarray, np.ndarray]], *, bits: float | None = None,
+             distortion: float | None = None) -> tuple[list[int], float]:
+    """Choose one operating point per tensor at a common slope.
+
+    Parameters
+    ----------
+    points : list of (bits, dist) array pairs
+        Per tensor, the bits and the *summed* distortion of each operating point.
+    bits : float, optional
+        Total bit budget: the allocation with the least total distortion whose total bits
+        do not exceed it (among the common-slope allocations).
+    distortion : float, optional
+        Total (summed) distortion allowed: the common-slope allocation with the fewest bits
+        that meets it.
+
+    Returns
+    -------
+    (choices, mu)
+        Index of the chosen point per tensor, and the multiplier μ (distortion per bit).
+
+    Raises
+    ------
+    UnreachableTargetError
+        When even the finest (for ``distortion``) or the coarsest (for ``bits``) allocation
+        misses the target; the message says what is reachable.
+
+    Examples
+    --------
+    Two tensors, each with three points; with 4 bits the second tensor (steeper) gets them:
+
+    >>> pts = [(np.array([0., 2, 4]), np.array([10., 8, 7])), (np.array([0., 2, 4]), np.array([10., 4, 2]))]
+    >>> allocate(pts, bits=4)[0]
+    [0, 2]
+    """
+    if (bits is None) == (distortion is None):
+        raise InvalidArgumentError("give exactly one of `bits` and `distortion`.")
+    hulls = []
+    for b, d in points:
+        b, d = np.asarray(b, dtype=np.float64), np.asarray(d, dtype=np.float64)
+        h = _hull(b, d)
+        hulls.append((h, b[h], d[h]))
+    # candidate multipliers: every hull breakpoint slope, plus 0 and ∞; totals are monotone in μ
+    slopes = {0.0, math.inf}
+    for _h, b, d in hulls:
+        db, dd = np.diff(b), -np.diff(d)
+        slopes.update((dd[db > 0] / db[db > 0]).tolist())
+    mus = np.array(sorted(slopes), dtype=np.float64)          # increasing μ: fewer bits, more distortion
+
+    def totals(k):
+        ch = _choose(hulls, float(mus[k]))
+        return (sum(float(p[0][c]) for p, c in zip(points, ch)), sum(float(p[1][c]) for p, c in zip(points, ch)), ch)
+
+    def search(ok):  # smallest (bits) or largest (distortion) index k whose totals satisfy ok; monotone
+        lo, hi = 0, len(mus) - 1
+        if bits is not None:  # ok(k) is False for small k, True from some k on
+            if not ok(totals(hi)):
+                return None
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if ok(totals(mid)):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        if not ok(totals(lo)):  # ok(k) True for small k, False from some k on
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if ok(totals(mid)):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    if bits is not None:
+        k = search(lambda t: t[0] <= bits)
+        if k is None:
+            raise UnreachableTargetError(
+                f"the coarsest allocation already needs {totals(len(mus) - 1)[0]:.6g} bits, above the budget "
+                f"{bits:.6g}; ask for a higher rate.")
+    else:
+        k = search(lambda t: t[1] <= distortion)
+        if k is None:
+            raise UnreachableTargetError(
+                f"the finest allocation reaches a summed distortion of {totals(0)[1]:.6g}, above the target "
+                f"{distortion:.6g}; ask for a larger distortion.")
+    return totals(k)[2], float(mus[k])
+
+
+def _measure(coder, u: np.ndarray, metric: str, cands: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(bits, Σρ) of every candidate for one tensor (exact estimate, or a strided subsample scaled)."""
+    n = u.shape[0]
+    if hasattr(coder, "estimate"):
+        prepared = coder.prepare(u, metric) if hasattr(coder, "prepare") else u
+        res = [coder.estimate(prepared, metric, **c) for c in cands]
+    else:
+        stride = max(1, -(-n // SUBSAMPLE))
+        sub = np.ascontiguousarray(u[::stride])
+        scale = n / sub.shape[0]
+        res = []
+        for c in cands:
+            code = coder.encode_tensor(sub, metric, **c)
+            res.append((8.0 * len(code.payload) * scale, tensor_distortion(sub, code.recon, metric) * scale))
+    return np.array([r[0] for r in res]), np.array([r[1] for r in res])
+
+
+# ----------------------------------------------------------------------------- stream
+
+
+def _header(method, metric, normalize, coder_opts, entries) -> dict:
+    return {"format": FORMAT, "method": method, "metric": metric, "normalize": normalize, "coder": coder_opts,
+            "tensors": entries}
+
+
+def _entry(name, arr, norm, params) -> list:
+    return [name, arr.dtype.name, list(arr.shape), float(norm), dict(params)]
+
+
+def _check_target(rate, distortion, d_max):
+    if (rate is None) == (distortion is None):
+        raise InvalidArgumentError("give exactly one of `rate` (bits per parameter) and `distortion` (d(u, û)).")
+    if rate is not None:
+        rate = check_positive("rate", rate)
+        if rate > 32:
+            raise InvalidArgumentError(f"`rate` {rate!r} bits per parameter is above 32 (more than the float32 "
+                                       "weights themselves); ask for at most 32.")
+        return rate, None
+    distortion = check_positive("distortion", distortion)
+    if distortion > d_max:
+        raise InvalidArgumentError(
+            f"`distortion` {distortion!r} is above the zero-rate distortion {d_max:.6g} of these weights (all "
+            "weights reproduced as 0); ask for a distortion in (0, that value].")
+    return None, distortion
+
+
+def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | None = None,
+           distortion: float | None = None, metric: str = "l1", normalize: str | None = "l2",
+           bound: bool = False, **coder_options) -> QuantEncoding:
+    """Quantize and entropy-code a model at a target rate or distortion.
+
+    Parameters
+    ----------
+    weights : Mapping[str, array]
+        Float tensors (a state_dict); each is coded on its own.
+    method : {"scalar", "tcq", "trellis"}
+        ``"scalar"``: deadzone scalar quantizer + entropy coder (:mod:`ratedist.quant.scalar`);
+        ``"tcq"``: entropy-coded trellis (dependent) quantization (:mod:`ratedist.quant.tcq`);
+        ``"trellis"``: fixed-rate bitshift trellis (:mod:`ratedist.quant.trellis`).
+    rate : float, optional
+        Target bits per parameter, counting every byte of the stream: the allocation with
+        the least distortion whose stream fits.
+    distortion : float, optional
+        Target d(u, û) in (0, zero-rate distortion]: the fewest bits that meet it.
+    metric : {"l1", "mse"}
+    normalize : {"l2", "l1", None}
+    bound : bool
+        Also compute the model's rate–distortion bound at the reached distortion
+        (``report.bound_bpp``, ``report.gap``); costs a Blahut–Arimoto sweep.
+    **coder_options
+        Passed to the coder (``states=`` for tcq; ``L=``, ``backend=`` for trellis).
+
+    Returns
+    -------
+    QuantEncoding
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = {"a": np.random.default_rng(0).laplace(size=(64, 64)).astype(np.float32)}
+    >>> enc = encode(w, method="scalar", rate=2.0)
+    >>> enc.report.n_bits == 8 * len(enc.stream), enc.report.bpp <= 2.0
+    (True, True)
+    >>> all(np.array_equal(decode(enc.stream)[k], enc.weights[k]) for k in w)
+    True
+    """
+    t0 = time.perf_counter()
+    check_choice("metric", metric, METRICS)
+    check_choice("normalize", normalize, NORMALIZATIONS)
+    coder = get_coder(method, **coder_options)
+    tensors = _prepare(weights, normalize)
+    n = sum(u.shape[0] for _n, _a, u, _s in tensors)
+    d_max = sum(float(np.sum(np.abs(u))) if metric == "l1" else float(np.dot(u, u)) for *_x, u, _s in tensors) / n
+    rate, distortion = _check_target(rate, distortion, d_max)
+    opts = _coder_options(coder)
+
+    cands, points = [], []
+    for _name, _arr, u, norm in tensors:
+        if norm == 0.0:
+            cands.append([None])
+            points.append((np.zeros(1), np.zeros(1)))
+            continue
+        c = coder.candidates(u, metric)
+        cands.append(c)
+        points.append(_measure(coder, u, metric, c))
+
+    def header_bits(choice_params):
+        entries = [_entry(name, arr, norm, p) for (name, arr, _u, norm), p in zip(tensors, choice_params)]
+        return 8 * len(pack_container(_header(method, metric, normalize, opts, entries), [b""] * len(entries)))
+
+    overhead = header_bits([c[0] or {} for c in cands])
+    budget = None if rate is None else rate * n - overhead
+    target_d = None if distortion is None else distortion * n
+    codes: list[TensorCode | None] = []
+    for _attempt in range(8):
+        if budget is not None and budget <= 0:
+            raise UnreachableTargetError(
+                f"`rate` {rate!r} bits per parameter does not even pay for the stream's header ({overhead} bits "
+                f"for {n} parameters); ask for at least {overhead / n:.4g}.")
+        choice, _mu = allocate(points, bits=budget, distortion=target_d)
+        codes = []
+        for (_name, _arr, u, norm), c, j in zip(tensors, cands, choice):
+            codes.append(None if c[j] is None else coder.encode_tensor(u, metric, **c[j]))
+        entries = [_entry(name, arr, norm, code.params if code else {})
+                   for (name, arr, _u, norm), code in zip(tensors, codes)]
+        stream = pack_container(_header(method, metric, normalize, opts, entries),
+                                [code.payload if code else b"" for code in codes])
+        total_d = sum(tensor_distortion(u, code.recon, metric) if code else 0.0
+                      for (*_x, u, _s), code in zip(tensors, codes))
+        if rate is not None and 8 * len(stream) > rate * n:
+            budget -= 8 * len(stream) - rate * n + 8   # the estimates undershot: tighten and redo
+            continue
+        if distortion is not None and total_d > target_d * (1 + 1e-12):
+            # the subsample estimate was optimistic: demand a little less distortion of the estimates
+            target_d -= (total_d - distortion * n) + 1e-3 * distortion * n
+            if target_d <= 0:
+                break
+            continue
+        break
+    else:
+        raise UnreachableTargetError("the allocation could not meet the target after 8 corrections; "
+                                     "ask for a slightly different rate or distortion.")
+
+    out_weights, treports = {}, {}
+    zeros = 0
+    zl = 0.0
+    for (name, arr, u, norm), code in zip(tensors, codes):
+        recon = code.recon if code else np.zeros_like(u)
+        out_weights[name] = _denormalize(recon, norm, arr.dtype, arr.shape)
+        zeros += int(np.count_nonzero(recon == 0))
+        d_t = tensor_distortion(u, recon, metric) / u.shape[0]
+        mean_abs = float(np.mean(np.abs(u)))
+        zl += u.shape[0] * (min(1.0, (d_t / mean_abs) ** 2) if mean_abs > 0 else 1.0)
+        nb = 8 * len(code.payload) if code else 0
+        treports[name] = TensorReport(name=name, n_params=int(u.shape[0]), n_bits=nb, bpp=nb / u.shape[0],
+                                      distortion=d_t, params=code.params if code else {})
+    n_bits = 8 * len(stream)
+    dist = total_d / n
+    rep = dict(method=method, metric=metric, normalize=normalize, n_params=n, n_bits=n_bits, bpp=n_bits / n,
+               distortion=dist, zero_fraction=zeros / n, zero_fraction_laplace=zl / n, tensors=treports, coder=opts)
+    rep.update(_laplace_reference(tensors, metric, dist))
+    if bound:
+        rep.update(bound_at(weights, dist, bpp=n_bits / n, metric=metric, normalize=normalize))
+    report = QuantReport(seconds=time.perf_counter() - t0, **rep)
+    return QuantEncoding(stream=stream, report=report, weights=out_weights)
+
+
+def _laplace_reference(tensors, metric, dist) -> dict:
+    """R(D) of one Laplacian (L1) or Gaussian (MSE) fitted to all normalized weights pooled, in bits."""
+    u = np.concatenate([t[2] for t in tensors])
+    if metric == "l1":
+        b = float(np.mean(np.abs(u)))
+        r = max(0.0, math.log2(b / dist)) if b > 0 and dist > 0 else 0.0
+    else:
+        v = float(np.dot(u, u) / u.shape[0])
+        r = max(0.0, 0.5 * math.log2(v / dist)) if v > 0 and dist > 0 else 0.0
+    return {"laplace_bpp": r}
+
+
+def bound_at(weights, distortion: float, *, bpp: float | None = None, metric: str = "l1",
+             normalize: str | None = "l2", curve=None) -> dict:
+    """The model's rate–distortion bound at ``distortion``: ``bound_bpp`` (certified lower), ``bound_bpp_upper``, ``gap``.
+
+    ``gap = bpp / bound_bpp − 1`` when ``bpp`` is given.  ``curve`` reuses a computed
+    :func:`ratedist.rd.model_rate_distortion` result.
+    """
+    from ..rd.model import model_bound_at, model_rate_distortion
+
+    if curve is None:
+        curve = model_rate_distortion(weights, metric=metric, normalize=normalize, units="bits")
+    lo, hi = model_bound_at(curve, distortion)
+    gap = (bpp / lo - 1.0) if (bpp is not None and lo > 0) else None
+    return {"bound_bpp": float(lo), "bound_bpp_upper": float(hi), "gap": gap}
+
+
+def _denormalize(recon: np.ndarray, norm: float, dtype, shape) -> np.ndarray:
+    return (recon * norm).astype(dtype, copy=False).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+def _parse(stream: bytes):
+    if not isinstance(stream, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"`stream` must be bytes, got {type(stream).__name__}.")
+    c = unpack_container(stream)
+    h = c.header
+    if h.get("format") != FORMAT:
+        raise CorruptStreamError(f"stream format is {h.get('format')!r}, not {FORMAT!r}: not a quantized model "
+                                 "(decode SuRP streams with `ratedist surp decode`).")
+    method, metric, normalize = h.get("method"), h.get("metric"), h.get("normalize", "missing")
+    if method not in METHODS or metric not in METRICS or normalize not in NORMALIZATIONS:
+        raise CorruptStreamError(f"stream header has method {method!r}, metric {metric!r}, normalize "
+                                 f"{normalize!r}; expected one of {METHODS}, {METRICS}, {NORMALIZATIONS}.")
+    entries = h.get("tensors")
+    if not isinstance(entries, list) or len(entries) != len(c.segments):
+        raise CorruptStreamError("stream header's `tensors` is not a list with one entry per segment.")
+    opts = h.get("coder")
+    if not isinstance(opts, dict):
+        raise CorruptStreamError("stream header's `coder` is not an object.")
+    try:
+        coder = get_coder(method, **opts)
+    except (RatedistError, TypeError) as exc:
+        raise CorruptStreamError(f"stream header's coder options {opts!r} are invalid: {exc}") from None
+    total = 0
+    parsed = []
+    seen = set()
+    for e in entries:
+        if not (isinstance(e, list) and len(e) == 5 and isinstance(e[0], str) and e[1] in _FLOAT_DTYPES
+                and isinstance(e[2], list) and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s
+                                                   for s in e[2])
+                and isinstance(e[3], (int, float)) and not isinstance(e[3], bool) and isinstance(e[4], dict)):
+            raise CorruptStreamError(f"stream header has a malformed tensor entry {str(e)[:80]!r}.")
+        if e[0] in seen:
+            raise CorruptStreamError(f"stream header lists tensor {e[0]!r} twice.")
+        seen.add(e[0])
+        size = math.prod(e[2])
+        norm = float(e[3])
+        if size == 0 or size > _MAX_PARAMS or not (math.isfinite(norm) and norm >= 0):
+            raise CorruptStreamError(f"stream header's tensor {e[0]!r} has shape {e[2]} and norm {e[3]!r}; "
+                                     "expected a non-empty shape and a finite non-negative norm.")
+        total += size
+        parsed.append((e[0], np.dtype(e[1]), tuple(e[2]), norm, e[4], size))
+    check_fits(24 * total, f"{total} parameters")
+    return h, c, coder, parsed
+
+
+def decode(stream: bytes) -> dict[str, np.ndarray]:
+    """Decode a :func:`encode` stream: the weights with their names, shapes and dtypes.
+
+    Raises :class:`~ratedist.errors.CorruptStreamError` on anything that does not decode.
+    """
+    h, c, coder, parsed = _parse(stream)
+    out = {}
+    for (name, dtype, shape, norm, params, size), payload in zip(parsed, c.segments):
+        if norm == 0.0:
+            if payload:
+                raise CorruptStreamError(f"tensor {name!r} has norm 0 but a non-empty payload.")
+            out[name] = np.zeros(shape, dtype=dtype)
+            continue
+        recon = coder.decode_tensor(payload, params, size, h["metric"])
+        if recon.shape != (size,):
+            raise CorruptStreamError(f"tensor {name!r} decodes to {recon.shape[0]} values, not {size}.")
+        with np.errstate(over="ignore"):
+            w = _denormalize(recon, norm, dtype, shape)
+        if not np.all(np.isfinite(w)):
+            raise CorruptStreamError(f"tensor {name!r} decodes to non-finite weights in {dtype}; the header's "
+                                     "norm is corrupted.")
+        out[name] = w
+    return out
+
+
+def inspect(stream: bytes) -> dict:
+    """The stream's header as plain data: method, metric, normalization, coder options, and per tensor its
+    shape, dtype, norm, parameters and segment bits (nothing is decoded)."""
+    h, c, _coder, parsed = _parse(stream)
+    n = sum(p[5] for p in parsed)
+    return {"format": FORMAT, "method": h["method"], "metric": h["metric"], "normalize": h["normalize"],
+            "coder": h["coder"], "n_params": n, "n_bits": 8 * len(stream), "bpp": 8 * len(stream) / n,
+            "tensors": {name: {"shape": list(shape), "dtype": dtype.name, "norm": norm, "params": params,
+                               "n_bits": 8 * len(seg)}
+                        for (name, dtype, shape, norm, params, _s), seg in zip(parsed, c.segments)}}
