@@ -31,6 +31,7 @@ tensor.  Every rate reported is ``8 · len(stream)``: header, tables and CRCs in
 from __future__ import annotations
 
 import math
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import numpy as np
 from .._validation import check_choice, check_positive, check_weights
 from ..coding.container import pack_container, unpack_container
 from ..coding.limits import check_fits
+from ..coding.varint import get_varint, put_varint
 from ..errors import CorruptStreamError, InvalidArgumentError, RatedistError, UnreachableTargetError
 from ._base import TensorCode, tensor_distortion
 
@@ -312,7 +314,30 @@ def allocate(points: list[tuple[np.ndarray, np.ndarray]], *, bits: float | None 
             raise UnreachableTargetError(
                 f"the finest allocation reaches a summed distortion of {totals(0)[1]:.6g}, above the target "
                 f"{distortion:.6g}; ask for a larger distortion.")
-    return totals(k)[2], float(mus[k])
+    choice = totals(k)[2]
+    if bits is not None:
+        choice = _fill(hulls, points, choice, bits)
+    return choice, float(mus[k])
+
+
+def _fill(hulls, points, choice, budget):
+    """Spend what the common slope left of the budget: step tensors up their hulls, best gain per bit first."""
+    choice = list(choice)
+    pos = [int(np.flatnonzero(h == c)[0]) for (h, _b, _d), c in zip(hulls, choice)]
+    left = budget - sum(float(p[0][c]) for p, c in zip(points, choice))
+    while True:
+        best, arg = 0.0, -1
+        for t, ((h, b, d), k) in enumerate(zip(hulls, pos)):
+            if k + 1 < h.shape[0] and b[k + 1] - b[k] <= left:
+                gain = (d[k] - d[k + 1]) / max(b[k + 1] - b[k], 1e-12)
+                if gain > best:
+                    best, arg = gain, t
+        if arg < 0:
+            return choice
+        h, b, _d = hulls[arg]
+        left -= b[pos[arg] + 1] - b[pos[arg]]
+        pos[arg] += 1
+        choice[arg] = int(h[pos[arg]])
 
 
 def _measure(coder, u: np.ndarray, metric: str, cands: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -335,13 +360,111 @@ def _measure(coder, u: np.ndarray, metric: str, cands: list[dict]) -> tuple[np.n
 # ----------------------------------------------------------------------------- stream
 
 
-def _header(method, metric, normalize, coder_opts, entries) -> dict:
-    return {"format": FORMAT, "method": method, "metric": metric, "normalize": normalize, "coder": coder_opts,
-            "tensors": entries}
+def _header(method, metric, normalize, coder_opts) -> dict:
+    return {"format": FORMAT, "method": method, "metric": metric, "normalize": normalize, "coder": coder_opts}
 
 
 def _entry(name, arr, norm, params) -> list:
     return [name, arr.dtype.name, list(arr.shape), float(norm), dict(params)]
+
+
+def _pack(method, metric, normalize, coder_opts, entries, payloads) -> bytes:
+    """The container: the JSON header, the binary tensor table (segment 0), one segment per tensor."""
+    return pack_container(_header(method, metric, normalize, coder_opts), [_pack_table(entries)] + list(payloads))
+
+
+# The tensor table is binary rather than JSON because on a small model the header is a visible
+# part of the rate (a 30 k-parameter model at 1 bit per parameter is 3.7 kB): per tensor
+#   varint len, name (UTF-8) | u8 dtype | varint ndim, dims | f64 norm | varint n_params,
+#   then per parameter: varint len, key (UTF-8), u8 tag (f: f64, i: zigzag varint, b: bool, s: string), value
+
+def _put_str(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return put_varint(len(b)) + b
+
+
+def _pack_table(entries) -> bytes:
+    out = [put_varint(len(entries))]
+    for name, dtype, shape, norm, params in entries:
+        out += [_put_str(name), bytes([_FLOAT_DTYPES.index(dtype)]), put_varint(len(shape))]
+        out += [put_varint(d) for d in shape]
+        out += [struct.pack("<d", norm), put_varint(len(params))]
+        for key in sorted(params):
+            v = params[key]
+            out.append(_put_str(key))
+            if isinstance(v, bool):
+                out.append(b"b" + bytes([int(v)]))
+            elif isinstance(v, (int, np.integer)):
+                v = int(v)
+                out.append(b"i" + put_varint((v << 1) if v >= 0 else ((-v << 1) - 1)))
+            elif isinstance(v, (float, np.floating)):
+                out.append(b"f" + struct.pack("<d", float(v)))
+            elif isinstance(v, str):
+                out.append(b"s" + _put_str(v))
+            else:
+                raise TypeError(f"tensor parameter {key!r} has type {type(v).__name__}")
+    return b"".join(out)
+
+
+def _unpack_table(buf: bytes) -> list:
+    def get_str(pos):
+        k, pos = get_varint(buf, pos)
+        if pos + k > len(buf):
+            raise CorruptStreamError("tensor table ends inside a string.")
+        try:
+            return buf[pos:pos + k].decode("utf-8"), pos + k
+        except UnicodeDecodeError:
+            raise CorruptStreamError("tensor table holds a string that is not UTF-8.") from None
+
+    def take(pos, k):
+        if pos + k > len(buf):
+            raise CorruptStreamError("tensor table is truncated.")
+        return buf[pos:pos + k], pos + k
+
+    n, pos = get_varint(buf, 0)
+    if n > len(buf):
+        raise CorruptStreamError(f"tensor table declares {n} tensors in {len(buf)} bytes.")
+    entries = []
+    for _ in range(n):
+        name, pos = get_str(pos)
+        code, pos = take(pos, 1)
+        if code[0] >= len(_FLOAT_DTYPES):
+            raise CorruptStreamError(f"tensor table gives tensor {name!r} an unknown dtype code {code[0]}.")
+        ndim, pos = get_varint(buf, pos)
+        if ndim > 32:
+            raise CorruptStreamError(f"tensor table gives tensor {name!r} {ndim} dimensions (at most 32).")
+        shape = []
+        for _d in range(ndim):
+            d, pos = get_varint(buf, pos)
+            shape.append(d)
+        raw, pos = take(pos, 8)
+        (norm,) = struct.unpack("<d", raw)
+        n_par, pos = get_varint(buf, pos)
+        if n_par > 64:
+            raise CorruptStreamError(f"tensor table gives tensor {name!r} {n_par} parameters (at most 64).")
+        params = {}
+        for _p in range(n_par):
+            key, pos = get_str(pos)
+            tag, pos = take(pos, 1)
+            if tag == b"b":
+                raw, pos = take(pos, 1)
+                if raw[0] > 1:
+                    raise CorruptStreamError("tensor table holds a boolean that is neither 0 nor 1.")
+                params[key] = bool(raw[0])
+            elif tag == b"i":
+                z, pos = get_varint(buf, pos)
+                params[key] = (z >> 1) if not z & 1 else -((z + 1) >> 1)
+            elif tag == b"f":
+                raw, pos = take(pos, 8)
+                params[key] = struct.unpack("<d", raw)[0]
+            elif tag == b"s":
+                params[key], pos = get_str(pos)
+            else:
+                raise CorruptStreamError(f"tensor table holds an unknown parameter tag {tag!r}.")
+        entries.append([name, _FLOAT_DTYPES[code[0]], shape, norm, params])
+    if pos != len(buf):
+        raise CorruptStreamError(f"tensor table has {len(buf) - pos} trailing bytes.")
+    return entries
 
 
 def _check_target(rate, distortion, d_max):
@@ -423,7 +546,7 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
 
     def header_bits(choice_params):
         entries = [_entry(name, arr, norm, p) for (name, arr, _u, norm), p in zip(tensors, choice_params)]
-        return 8 * len(pack_container(_header(method, metric, normalize, opts, entries), [b""] * len(entries)))
+        return 8 * len(_pack(method, metric, normalize, opts, entries, [b""] * len(entries)))
 
     overhead = header_bits([c[0] or {} for c in cands])
     budget = None if rate is None else rate * n - overhead
@@ -440,8 +563,7 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
             codes.append(None if c[j] is None else coder.encode_tensor(u, metric, **c[j]))
         entries = [_entry(name, arr, norm, code.params if code else {})
                    for (name, arr, _u, norm), code in zip(tensors, codes)]
-        stream = pack_container(_header(method, metric, normalize, opts, entries),
-                                [code.payload if code else b"" for code in codes])
+        stream = _pack(method, metric, normalize, opts, entries, [code.payload if code else b"" for code in codes])
         total_d = sum(tensor_distortion(u, code.recon, metric) if code else 0.0
                       for (*_x, u, _s), code in zip(tensors, codes))
         if rate is not None and 8 * len(stream) > rate * n:
@@ -529,9 +651,12 @@ def _parse(stream: bytes):
     if method not in METHODS or metric not in METRICS or normalize not in NORMALIZATIONS:
         raise CorruptStreamError(f"stream header has method {method!r}, metric {metric!r}, normalize "
                                  f"{normalize!r}; expected one of {METHODS}, {METRICS}, {NORMALIZATIONS}.")
-    entries = h.get("tensors")
-    if not isinstance(entries, list) or len(entries) != len(c.segments):
-        raise CorruptStreamError("stream header's `tensors` is not a list with one entry per segment.")
+    if len(c.segments) < 1:
+        raise CorruptStreamError("stream has no tensor table (segment 0).")
+    entries = _unpack_table(c.segments[0])
+    if len(entries) != len(c.segments) - 1:
+        raise CorruptStreamError(f"stream's tensor table lists {len(entries)} tensors but it holds "
+                                 f"{len(c.segments) - 1} tensor segments.")
     opts = h.get("coder")
     if not isinstance(opts, dict):
         raise CorruptStreamError("stream header's `coder` is not an object.")
@@ -569,7 +694,7 @@ def decode(stream: bytes) -> dict[str, np.ndarray]:
     """
     h, c, coder, parsed = _parse(stream)
     out = {}
-    for (name, dtype, shape, norm, params, size), payload in zip(parsed, c.segments):
+    for (name, dtype, shape, norm, params, size), payload in zip(parsed, c.segments[1:]):
         if norm == 0.0:
             if payload:
                 raise CorruptStreamError(f"tensor {name!r} has norm 0 but a non-empty payload.")
@@ -596,4 +721,4 @@ def inspect(stream: bytes) -> dict:
             "coder": h["coder"], "n_params": n, "n_bits": 8 * len(stream), "bpp": 8 * len(stream) / n,
             "tensors": {name: {"shape": list(shape), "dtype": dtype.name, "norm": norm, "params": params,
                                "n_bits": 8 * len(seg)}
-                        for (name, dtype, shape, norm, params, _s), seg in zip(parsed, c.segments)}}
+                        for (name, dtype, shape, norm, params, _s), seg in zip(parsed, c.segments[1:])}}

@@ -98,17 +98,40 @@ class ScalarQuantizer:
         # floor(a/Δ + θ) and the edges can disagree by one ulp at a boundary; the estimate ignores it
         cnt = np.diff(cut).astype(np.float64)
         lo, hi = cut[:-1], cut[1:]
+        # reconstruction of each bin as the coder makes it: its own rounded statistic for bins
+        # 1.._N_OWN, one shared rounded statistic above (the mean exactly from prefix sums, the median
+        # from a strided sample of at most 4096 of those values)
+        base = (np.arange(m_max + 1, dtype=np.float64) - theta) * step
+        frac = np.full(m_max + 1, 0.5)
+        own = min(m_max, _N_OWN)
         if metric == "l1":
             mid = lo + (hi - lo) // 2
-            r = np.where(hi > lo, a[np.minimum(mid, n - 1)], 0.0)
-            r[0], mid[0] = 0.0, lo[0]          # the zero bin reproduces 0: every value lies above it
-            below = r * (mid - lo) - (p1[mid] - p1[lo])
-            above = (p1[hi] - p1[mid]) - r * (hi - mid)
-            dist = float(np.sum(np.where(hi > lo, below + above, 0.0)))
+            med = a[np.minimum(mid, n - 1)]
+            frac[1:own + 1] = (med[1:own + 1] - base[1:own + 1]) / step
+            if m_max > _N_OWN:
+                start = int(cut[_N_OWN + 1])
+                idx = np.arange(start, n, max(1, -(-(n - start) // 4096)))
+                sub = a[idx]
+                mm = np.floor(sub / step + theta)
+                frac[own + 1:] = float(np.median(sub / step - (mm - theta)))
+        else:
+            s1 = p1[hi] - p1[lo]
+            mean = np.where(cnt > 0, s1 / np.maximum(cnt, 1), 0.0)
+            frac[1:own + 1] = (mean[1:own + 1] - base[1:own + 1]) / step
+            if m_max > _N_OWN:
+                c_hi = cnt[own + 1:].sum()
+                if c_hi:
+                    frac[own + 1:] = float((s1[own + 1:].sum() - (base[own + 1:] * cnt[own + 1:]).sum()) / (step * c_hi))
+        frac = (np.clip(np.floor(np.where(cnt > 0, frac, 0.5) * _FRAC), 0, _FRAC - 1) + 0.5) / _FRAC
+        r = base + frac * step
+        r[0] = 0.0                      # the zero bin reproduces 0
+        if metric == "l1":
+            split = np.clip(np.searchsorted(a, r, side="left"), lo, hi)
+            below = r * (split - lo) - (p1[split] - p1[lo])
+            above = (p1[hi] - p1[split]) - r * (hi - split)
+            dist = float(np.sum(below + above))
         else:
             s1, s2 = p1[hi] - p1[lo], p2[hi] - p2[lo]
-            r = np.where(cnt > 0, s1 / np.maximum(cnt, 1), 0.0)
-            r[0] = 0.0
             dist = float(np.sum(s2 - 2 * r * s1 + r * r * cnt))
         nz = cnt[cnt > 0]
         bits = float(-np.sum(nz * np.log2(nz / n))) + (n - cnt[0])
