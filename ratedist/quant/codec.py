@@ -360,111 +360,132 @@ def _measure(coder, u: np.ndarray, metric: str, cands: list[dict]) -> tuple[np.n
 # ----------------------------------------------------------------------------- stream
 
 
-def _header(method, metric, normalize, coder_opts) -> dict:
-    return {"format": FORMAT, "method": method, "metric": metric, "normalize": normalize, "coder": coder_opts}
-
-
 def _entry(name, arr, norm, params) -> list:
     return [name, arr.dtype.name, list(arr.shape), float(norm), dict(params)]
 
 
 def _pack(method, metric, normalize, coder_opts, entries, payloads) -> bytes:
-    """The container: the JSON header, the binary tensor table (segment 0), one segment per tensor."""
-    return pack_container(_header(method, metric, normalize, coder_opts), [_pack_table(entries)] + list(payloads))
+    """The container: a JSON header naming the format, the binary table (segment 0), one segment per tensor."""
+    return pack_container({"format": FORMAT},
+                          [_pack_table(method, metric, normalize, coder_opts, entries)] + list(payloads))
 
 
-# The tensor table is binary rather than JSON because on a small model the header is a visible
-# part of the rate (a 30 k-parameter model at 1 bit per parameter is 3.7 kB): per tensor
-#   varint len, name (UTF-8) | u8 dtype | varint ndim, dims | f64 norm | varint n_params,
-#   then per parameter: varint len, key (UTF-8), u8 tag (f: f64, i: zigzag varint, b: bool, s: string), value
+# The table is binary rather than JSON because on a small model the header is a visible part of
+# the rate (a 30 k-parameter model at 1 bit per parameter is 3.7 kB):
+#   u8 method | u8 metric | u8 normalize | params (the coder's options) | varint n_tensors, then per tensor
+#   varint len, name (UTF-8) | u8 dtype | varint ndim, dims | f64 norm | params (the tensor's)
+# where params = varint count, then per entry: varint len, key (UTF-8), u8 tag (f: f64, i: zigzag
+# varint, b: bool, s: string), value.
 
 def _put_str(s: str) -> bytes:
     b = s.encode("utf-8")
     return put_varint(len(b)) + b
 
 
-def _pack_table(entries) -> bytes:
-    out = [put_varint(len(entries))]
-    for name, dtype, shape, norm, params in entries:
-        out += [_put_str(name), bytes([_FLOAT_DTYPES.index(dtype)]), put_varint(len(shape))]
-        out += [put_varint(d) for d in shape]
-        out += [struct.pack("<d", norm), put_varint(len(params))]
-        for key in sorted(params):
-            v = params[key]
-            out.append(_put_str(key))
-            if isinstance(v, bool):
-                out.append(b"b" + bytes([int(v)]))
-            elif isinstance(v, (int, np.integer)):
-                v = int(v)
-                out.append(b"i" + put_varint((v << 1) if v >= 0 else ((-v << 1) - 1)))
-            elif isinstance(v, (float, np.floating)):
-                out.append(b"f" + struct.pack("<d", float(v)))
-            elif isinstance(v, str):
-                out.append(b"s" + _put_str(v))
-            else:
-                raise TypeError(f"tensor parameter {key!r} has type {type(v).__name__}")
+def _put_params(params: dict) -> bytes:
+    out = [put_varint(len(params))]
+    for key in sorted(params):
+        v = params[key]
+        out.append(_put_str(key))
+        if isinstance(v, bool):
+            out.append(b"b" + bytes([int(v)]))
+        elif isinstance(v, (int, np.integer)):
+            v = int(v)
+            out.append(b"i" + put_varint((v << 1) if v >= 0 else ((-v << 1) - 1)))
+        elif isinstance(v, (float, np.floating)):
+            out.append(b"f" + struct.pack("<d", float(v)))
+        elif isinstance(v, str):
+            out.append(b"s" + _put_str(v))
+        else:
+            raise TypeError(f"parameter {key!r} has type {type(v).__name__}")
     return b"".join(out)
 
 
-def _unpack_table(buf: bytes) -> list:
-    def get_str(pos):
-        k, pos = get_varint(buf, pos)
-        if pos + k > len(buf):
-            raise CorruptStreamError("tensor table ends inside a string.")
+def _pack_table(method, metric, normalize, coder_opts, entries) -> bytes:
+    out = [bytes([METHODS.index(method), METRICS.index(metric), NORMALIZATIONS.index(normalize)]),
+           _put_params(coder_opts), put_varint(len(entries))]
+    for name, dtype, shape, norm, params in entries:
+        out += [_put_str(name), bytes([_FLOAT_DTYPES.index(dtype)]), put_varint(len(shape))]
+        out += [put_varint(d) for d in shape]
+        out += [struct.pack("<d", norm), _put_params(params)]
+    return b"".join(out)
+
+
+class _Reader:
+    """Bounds-checked reads from the table; every failure is a CorruptStreamError."""
+
+    def __init__(self, buf: bytes):
+        self.buf, self.pos = buf, 0
+
+    def varint(self) -> int:
+        v, self.pos = get_varint(self.buf, self.pos)
+        return v
+
+    def take(self, k: int) -> bytes:
+        if self.pos + k > len(self.buf):
+            raise CorruptStreamError("the stream's table is truncated.")
+        out = self.buf[self.pos:self.pos + k]
+        self.pos += k
+        return out
+
+    def string(self) -> str:
+        raw = self.take(self.varint())
         try:
-            return buf[pos:pos + k].decode("utf-8"), pos + k
+            return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CorruptStreamError("tensor table holds a string that is not UTF-8.") from None
+            raise CorruptStreamError("the stream's table holds a string that is not UTF-8.") from None
 
-    def take(pos, k):
-        if pos + k > len(buf):
-            raise CorruptStreamError("tensor table is truncated.")
-        return buf[pos:pos + k], pos + k
+    def params(self) -> dict:
+        n_par = self.varint()
+        if n_par > 64:
+            raise CorruptStreamError(f"the stream's table declares {n_par} parameters in one entry (at most 64).")
+        out = {}
+        for _p in range(n_par):
+            key = self.string()
+            tag = self.take(1)
+            if tag == b"b":
+                raw = self.take(1)
+                if raw[0] > 1:
+                    raise CorruptStreamError("the stream's table holds a boolean that is neither 0 nor 1.")
+                out[key] = bool(raw[0])
+            elif tag == b"i":
+                z = self.varint()
+                out[key] = (z >> 1) if not z & 1 else -((z + 1) >> 1)
+            elif tag == b"f":
+                out[key] = struct.unpack("<d", self.take(8))[0]
+            elif tag == b"s":
+                out[key] = self.string()
+            else:
+                raise CorruptStreamError(f"the stream's table holds an unknown parameter tag {tag!r}.")
+        return out
 
-    n, pos = get_varint(buf, 0)
+
+def _unpack_table(buf: bytes):
+    r = _Reader(buf)
+    codes = r.take(3)
+    if codes[0] >= len(METHODS) or codes[1] >= len(METRICS) or codes[2] >= len(NORMALIZATIONS):
+        raise CorruptStreamError(f"the stream's table has method/metric/normalize codes {list(codes)}; "
+                                 f"expected codes below {len(METHODS)}, {len(METRICS)}, {len(NORMALIZATIONS)}.")
+    method, metric, normalize = METHODS[codes[0]], METRICS[codes[1]], NORMALIZATIONS[codes[2]]
+    opts = r.params()
+    n = r.varint()
     if n > len(buf):
-        raise CorruptStreamError(f"tensor table declares {n} tensors in {len(buf)} bytes.")
+        raise CorruptStreamError(f"the stream's table declares {n} tensors in {len(buf)} bytes.")
     entries = []
     for _ in range(n):
-        name, pos = get_str(pos)
-        code, pos = take(pos, 1)
-        if code[0] >= len(_FLOAT_DTYPES):
-            raise CorruptStreamError(f"tensor table gives tensor {name!r} an unknown dtype code {code[0]}.")
-        ndim, pos = get_varint(buf, pos)
+        name = r.string()
+        code = r.take(1)[0]
+        if code >= len(_FLOAT_DTYPES):
+            raise CorruptStreamError(f"the stream's table gives tensor {name!r} an unknown dtype code {code}.")
+        ndim = r.varint()
         if ndim > 32:
-            raise CorruptStreamError(f"tensor table gives tensor {name!r} {ndim} dimensions (at most 32).")
-        shape = []
-        for _d in range(ndim):
-            d, pos = get_varint(buf, pos)
-            shape.append(d)
-        raw, pos = take(pos, 8)
-        (norm,) = struct.unpack("<d", raw)
-        n_par, pos = get_varint(buf, pos)
-        if n_par > 64:
-            raise CorruptStreamError(f"tensor table gives tensor {name!r} {n_par} parameters (at most 64).")
-        params = {}
-        for _p in range(n_par):
-            key, pos = get_str(pos)
-            tag, pos = take(pos, 1)
-            if tag == b"b":
-                raw, pos = take(pos, 1)
-                if raw[0] > 1:
-                    raise CorruptStreamError("tensor table holds a boolean that is neither 0 nor 1.")
-                params[key] = bool(raw[0])
-            elif tag == b"i":
-                z, pos = get_varint(buf, pos)
-                params[key] = (z >> 1) if not z & 1 else -((z + 1) >> 1)
-            elif tag == b"f":
-                raw, pos = take(pos, 8)
-                params[key] = struct.unpack("<d", raw)[0]
-            elif tag == b"s":
-                params[key], pos = get_str(pos)
-            else:
-                raise CorruptStreamError(f"tensor table holds an unknown parameter tag {tag!r}.")
-        entries.append([name, _FLOAT_DTYPES[code[0]], shape, norm, params])
-    if pos != len(buf):
-        raise CorruptStreamError(f"tensor table has {len(buf) - pos} trailing bytes.")
-    return entries
+            raise CorruptStreamError(f"the stream's table gives tensor {name!r} {ndim} dimensions (at most 32).")
+        shape = [r.varint() for _d in range(ndim)]
+        (norm,) = struct.unpack("<d", r.take(8))
+        entries.append([name, _FLOAT_DTYPES[code], shape, norm, r.params()])
+    if r.pos != len(buf):
+        raise CorruptStreamError(f"the stream's table has {len(buf) - r.pos} trailing bytes.")
+    return method, metric, normalize, opts, entries
 
 
 def _check_target(rate, distortion, d_max):
@@ -647,19 +668,13 @@ def _parse(stream: bytes):
     if h.get("format") != FORMAT:
         raise CorruptStreamError(f"stream format is {h.get('format')!r}, not {FORMAT!r}: not a quantized model "
                                  "(decode SuRP streams with `ratedist surp decode`).")
-    method, metric, normalize = h.get("method"), h.get("metric"), h.get("normalize", "missing")
-    if method not in METHODS or metric not in METRICS or normalize not in NORMALIZATIONS:
-        raise CorruptStreamError(f"stream header has method {method!r}, metric {metric!r}, normalize "
-                                 f"{normalize!r}; expected one of {METHODS}, {METRICS}, {NORMALIZATIONS}.")
     if len(c.segments) < 1:
-        raise CorruptStreamError("stream has no tensor table (segment 0).")
-    entries = _unpack_table(c.segments[0])
+        raise CorruptStreamError("stream has no table (segment 0).")
+    method, metric, normalize, opts, entries = _unpack_table(c.segments[0])
     if len(entries) != len(c.segments) - 1:
-        raise CorruptStreamError(f"stream's tensor table lists {len(entries)} tensors but it holds "
+        raise CorruptStreamError(f"stream's table lists {len(entries)} tensors but it holds "
                                  f"{len(c.segments) - 1} tensor segments.")
-    opts = h.get("coder")
-    if not isinstance(opts, dict):
-        raise CorruptStreamError("stream header's `coder` is not an object.")
+    h = {"method": method, "metric": metric, "normalize": normalize, "coder": opts}
     try:
         coder = get_coder(method, **opts)
     except (RatedistError, TypeError) as exc:
