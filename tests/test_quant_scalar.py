@@ -74,9 +74,11 @@ def test_overhead_matches_exact_theory(laplace_source, rate, expected):
 
 
 def test_estimate_is_the_coder():
-    """The allocator's fast estimate (exact bin counts, exact per-bin medians from prefix sums) agrees with
-    the coded payload: bits within 1 % + 64 bytes, distortion within 0.5 % (the coder rounds its
-    reconstruction offsets to 1/256 of the step)."""
+    """On i.i.d. weights (where the coder's neighbour contexts have nothing to find) the allocator's fast
+    estimate — order-0 entropy of the exact bin counts, exact per-bin statistics from prefix sums —
+    agrees with the coded payload: bits within 2 % + 64 bytes (the coder also pays its adaptive laws'
+    learning and raw escape mantissas, about 1 % at 8 bits per weight), distortion within 0.5 % (the
+    estimate takes the shared offset of the upper bins from a sample)."""
     u = np.random.default_rng(3).standard_t(4, size=50_000) * 0.01
     sq = ScalarQuantizer()
     for metric in ("l1", "mse"):
@@ -86,7 +88,7 @@ def test_estimate_is_the_coder():
             code = sq.encode_tensor(u, metric, **cand)
             e = u - code.recon
             real = float(np.sum(np.abs(e))) if metric == "l1" else float(e @ e)
-            assert abs(8 * len(code.payload) - bits) <= 0.01 * bits + 8 * 64
+            assert abs(8 * len(code.payload) - bits) <= 0.02 * bits + 8 * 64
             assert abs(real - dist) <= 5e-3 * max(dist, 1e-300) + 1e-12
 
 

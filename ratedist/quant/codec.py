@@ -573,39 +573,66 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
     budget = None if rate is None else rate * n - overhead
     target_d = None if distortion is None else distortion * n
     codes: list[TensorCode | None] = []
-    for _attempt in range(8):
+    calibrated = False
+    scans = ["c"] * len(tensors)
+    for _attempt in range(10):
         if budget is not None and budget <= 0:
             raise UnreachableTargetError(
                 f"`rate` {rate!r} bits per parameter does not even pay for the stream's header ({overhead} bits "
                 f"for {n} parameters); ask for at least {overhead / n:.4g}.")
         choice, _mu = allocate(points, bits=budget, distortion=target_d)
         codes = []
-        for (_name, _arr, u, norm), c, j in zip(tensors, cands, choice):
-            codes.append(None if c[j] is None else coder.encode_tensor(u, metric, **c[j]))
-        entries = [_entry(name, arr, norm, code.params if code else {})
-                   for (name, arr, _u, norm), code in zip(tensors, codes)]
+        for t, ((_name, arr, u, norm), c, j) in enumerate(zip(tensors, cands, choice)):
+            if c[j] is None:
+                codes.append(None)
+                continue
+            code = coder.encode_tensor(_scan(u, arr.shape, scans[t]), metric, **c[j])
+            if not calibrated and _can_transpose(arr.shape):
+                # the scan order decides what the neighbour contexts see: keep the cheaper one
+                alt = coder.encode_tensor(_scan(u, arr.shape, "t"), metric, **c[j])
+                if len(alt.payload) < len(code.payload):
+                    code, scans[t] = alt, "t"
+            codes.append(code)
+        entries = [_entry(name, arr, norm, _with_scan(code.params, scans[t]) if code else {})
+                   for t, ((name, arr, _u, norm), code) in enumerate(zip(tensors, codes))]
         stream = _pack(method, metric, normalize, opts, entries, [code.payload if code else b"" for code in codes])
-        total_d = sum(tensor_distortion(u, code.recon, metric) if code else 0.0
-                      for (*_x, u, _s), code in zip(tensors, codes))
+        dists = [tensor_distortion(_scan(u, arr.shape, scans[t]), code.recon, metric) if code else 0.0
+                 for t, ((_n, arr, u, _s), code) in enumerate(zip(tensors, codes))]
+        total_d = sum(dists)
+        if not calibrated:
+            # the estimates (order-0 entropy, or a subsample) miss what the context coder gains on
+            # real weights: rescale each tensor's ladder by its chosen point's measured/estimated ratio
+            calibrated = True
+            changed = False
+            for t, (code, j) in enumerate(zip(codes, choice)):
+                eb, ed = points[t][0][j], points[t][1][j]
+                if code is None or eb <= 0:
+                    continue
+                rb, rd = 8 * len(code.payload) / eb, (dists[t] / ed if ed > 0 else 1.0)
+                if abs(rb - 1) > 0.01 or abs(rd - 1) > 0.01:
+                    points[t] = (points[t][0] * rb, points[t][1] * rd)
+                    changed = True
+            if changed:
+                continue
         if rate is not None and 8 * len(stream) > rate * n:
             budget -= 8 * len(stream) - rate * n + 8   # the estimates undershot: tighten and redo
             continue
-        if distortion is not None and total_d > target_d * (1 + 1e-12):
-            # the subsample estimate was optimistic: demand a little less distortion of the estimates
+        if distortion is not None and total_d > distortion * n * (1 + 1e-12):
+            # the estimates were optimistic: demand a little less distortion of them
             target_d -= (total_d - distortion * n) + 1e-3 * distortion * n
             if target_d <= 0:
                 break
             continue
         break
     else:
-        raise UnreachableTargetError("the allocation could not meet the target after 8 corrections; "
+        raise UnreachableTargetError("the allocation could not meet the target after 10 corrections; "
                                      "ask for a slightly different rate or distortion.")
 
     out_weights, treports = {}, {}
     zeros = 0
     zl = 0.0
-    for (name, arr, u, norm), code in zip(tensors, codes):
-        recon = code.recon if code else np.zeros_like(u)
+    for t, ((name, arr, u, norm), code) in enumerate(zip(tensors, codes)):
+        recon = _unscan(code.recon, arr.shape, scans[t]) if code else np.zeros_like(u)
         out_weights[name] = _denormalize(recon, norm, arr.dtype, arr.shape)
         zeros += int(np.count_nonzero(recon == 0))
         d_t = tensor_distortion(u, recon, metric) / u.shape[0]
@@ -651,6 +678,29 @@ def bound_at(weights, distortion: float, *, bpp: float | None = None, metric: st
     lo, hi = model_bound_at(curve, distortion)
     gap = (bpp / lo - 1.0) if (bpp is not None and lo > 0) else None
     return {"bound_bpp": float(lo), "bound_bpp_upper": float(hi), "gap": gap}
+
+
+def _can_transpose(shape) -> bool:
+    return len(shape) >= 2 and shape[0] > 1 and math.prod(shape[1:]) > 1
+
+
+def _scan(u: np.ndarray, shape, scan: str) -> np.ndarray:
+    """The tensor's values in coding order: ``"c"`` row-major, ``"t"`` with the first two axes swapped
+    (a linear layer by input feature, a convolution by input channel)."""
+    if scan == "c":
+        return u
+    return np.ascontiguousarray(np.swapaxes(u.reshape(shape), 0, 1)).ravel()
+
+
+def _unscan(v: np.ndarray, shape, scan: str) -> np.ndarray:
+    if scan == "c":
+        return v
+    swapped = (shape[1], shape[0]) + tuple(shape[2:])
+    return np.ascontiguousarray(np.swapaxes(v.reshape(swapped), 0, 1)).ravel()
+
+
+def _with_scan(params: dict, scan: str) -> dict:
+    return {**params, "scan": scan} if scan != "c" else dict(params)
 
 
 def _denormalize(recon: np.ndarray, norm: float, dtype, shape) -> np.ndarray:
@@ -715,9 +765,15 @@ def decode(stream: bytes) -> dict[str, np.ndarray]:
                 raise CorruptStreamError(f"tensor {name!r} has norm 0 but a non-empty payload.")
             out[name] = np.zeros(shape, dtype=dtype)
             continue
+        params = dict(params)
+        scan = params.pop("scan", "c")
+        if scan not in ("c", "t") or (scan == "t" and not _can_transpose(shape)):
+            raise CorruptStreamError(f"tensor {name!r} has scan order {scan!r}; expected 'c', or 't' for a tensor "
+                                     "with at least two dimensions.")
         recon = coder.decode_tensor(payload, params, size, h["metric"])
         if recon.shape != (size,):
             raise CorruptStreamError(f"tensor {name!r} decodes to {recon.shape[0]} values, not {size}.")
+        recon = _unscan(recon, shape, scan)
         with np.errstate(over="ignore"):
             w = _denormalize(recon, norm, dtype, shape)
         if not np.all(np.isfinite(w)):

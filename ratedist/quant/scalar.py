@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError
 from ._base import TensorCode
-from ._symbols import MAX_MAGNITUDE, SCALAR_FSM, decode_indices, encode_indices
+from ._symbols import MAX_MAGNITUDE, SCALAR_FSM, decode_indices, default_chains, encode_indices
 
 __all__ = ["ScalarQuantizer", "THETAS"]
 
@@ -135,9 +135,10 @@ class ScalarQuantizer:
             dist = float(np.sum(s2 - 2 * r * s1 + r * r * cnt))
         nz = cnt[cnt > 0]
         bits = float(-np.sum(nz * np.log2(nz / n))) + (n - cnt[0])
-        # varint bytes of the count table: ceil(bits/7) per count (one byte for counts below 128)
-        vbytes = np.maximum(1, np.ceil(np.log2(np.maximum(cnt, 1) + 1) / 7))
-        table = float(np.sum(vbytes)) + _N_OWN + 1 + 8
+        # the offset table, two varints and the range coder's last word; the adaptive laws cost about
+        # (K − 1)/2 · log2(n) bits per context on top of the entropy (K used symbols)
+        k_used = float(np.count_nonzero(cnt[:17]))
+        table = _N_OWN + 1 + 8 + 3 * (k_used - 1) / 2 * math.log2(max(n, 2)) / 8
         return bits + 8.0 * table, max(dist, 0.0)
 
     # ------------------------------------------------------------------ the coder
@@ -157,7 +158,8 @@ class ScalarQuantizer:
                 stat = float(np.median(sel)) if metric == "l1" else float(np.mean(sel))
                 table[b - 1] = min(_FRAC - 1, max(0, int(math.floor(stat * _FRAC))))
         q = np.where(u < 0, -m, m)
-        payload = table.tobytes() + encode_indices(q, np.zeros(q.shape[0], dtype=np.int64), SCALAR_FSM, 1)
+        payload = table.tobytes() + encode_indices(q, np.zeros(q.shape[0], dtype=np.int64), SCALAR_FSM,
+                                                      default_chains(q.shape[0]))
         recon = np.copysign(_levels(m, theta, step, table), np.where(q < 0, -1.0, 1.0))
         recon[m == 0] = 0.0
         return TensorCode(params={"step": step, "theta": theta}, payload=payload, recon=recon)
@@ -171,7 +173,7 @@ class ScalarQuantizer:
         if len(payload) < _N_OWN + 1:
             raise CorruptStreamError(f"scalar tensor payload has {len(payload)} bytes, shorter than its offset table.")
         table = np.frombuffer(payload, dtype=np.uint8, count=_N_OWN + 1)
-        q, _ = decode_indices(payload[_N_OWN + 1:], n, SCALAR_FSM, 1)
+        q, _ = decode_indices(payload[_N_OWN + 1:], n, SCALAR_FSM, default_chains(n))
         m = np.abs(q)
         recon = np.copysign(_levels(m, theta, step, table), np.where(q < 0, -1.0, 1.0))
         recon[m == 0] = 0.0
