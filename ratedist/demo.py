@@ -54,7 +54,36 @@ def step_surp() -> tuple[bool, str]:
     return demo_step()
 
 
-STEPS = [step_verify, step_surp, step_figures, step_repro]
+def step_frontier(out: str = "out/frontier") -> tuple[bool, str]:
+    """The embedded model's frontier: its rate–distortion bound and every coder, with test accuracy."""
+    from pathlib import Path
+
+    from ._cli.frontier import write_frontier
+    from .data import default_model, digits_split, mlp_accuracy
+    from .frontier import frontier
+
+    w = default_model()
+    _, X_test, _, y_test = digits_split()
+    res = frontier(w, rates=(0.5, 1.0, 2.0, 3.0), sparsities=(0.95, 0.9, 0.8, 0.7), value_bits=(3, 4),
+                   evaluate=lambda dec: mlp_accuracy(dec, X_test, y_test))
+    paths = write_frontier(res, Path(out))
+    from .rd.model import model_bound_at
+
+    print(f"{'method':<14} {'bpp':>7} {'d(u,û)':>10} {'bound':>7} {'acc':>6}")
+    for p in sorted(res.points, key=lambda p: (p.method, p.bpp)):
+        lo, _hi = model_bound_at(res.bound, p.distortion)
+        print(f"{p.method:<14} {p.bpp:7.3f} {p.distortion:10.3e} {lo:7.3f} {p.accuracy:6.3f}")
+    best = {}
+    for p in res.points:
+        if p.bpp <= 2.0 and (p.method not in best or p.distortion < best[p.method].distortion):
+            best[p.method] = p
+    line = ", ".join(f"{m} d={q.distortion:.2e} (acc {q.accuracy:.3f})" for m, q in sorted(best.items()))
+    ok = not res.errors and all(p.n_bits > 0 for p in res.points)
+    return ok, (f"frontier of the default model (accuracy {res.reference_accuracy:.3f}): best point at <= 2 bits "
+                f"per parameter per coder: {line}; written to {paths[0]} and {paths[1]}")
+
+
+STEPS = [step_verify, step_surp, step_frontier, step_figures, step_repro]
 
 
 def main(argv=None) -> int:
