@@ -87,8 +87,10 @@ CHAIN_LENGTH = 256
 
 
 def default_chains(n: int) -> int:
-    """Number of chains for ``n`` indices: chains of about :data:`CHAIN_LENGTH` indices (at least one)."""
-    return max(1, int(n) // CHAIN_LENGTH)
+    """Number of chains for ``n`` indices: chains of about :data:`CHAIN_LENGTH` indices, or of 64 below
+    2^14 indices (a small tensor would otherwise cost a decoder loop of 256 steps for a few chains)."""
+    n = int(n)
+    return max(1, n // (CHAIN_LENGTH if n >= 1 << 14 else 64))
 
 
 def chain_starts(n: int, n_chains: int) -> np.ndarray:

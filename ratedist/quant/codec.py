@@ -55,6 +55,7 @@ METRICS = ("l1", "mse")
 NORMALIZATIONS = ("l2", "l1", None)
 #: coders without a fast estimate are measured on at most this many weights per tensor
 SUBSAMPLE = 1 << 16
+_ROUGH = 1 << 12          # coders without an estimate: the first ladder is measured on this many weights
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 _MAX_PARAMS = 1 << 40
 
@@ -340,21 +341,68 @@ def _fill(hulls, points, choice, budget):
         choice[arg] = int(h[pos[arg]])
 
 
-def _measure(coder, u: np.ndarray, metric: str, cands: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(bits, Σρ) of every candidate for one tensor (exact estimate, or a strided subsample scaled)."""
+def _subsample(v: np.ndarray, size: int = SUBSAMPLE) -> np.ndarray:
+    """At most ``size`` values of ``v``: 16 evenly spaced contiguous runs (contexts stay intact)."""
+    n = v.shape[0]
+    if n <= size:
+        return v
+    run = max(1, size // 16)
+    starts = np.linspace(0, n - run, 16).astype(np.int64)
+    return np.concatenate([v[s0:s0 + run] for s0 in starts])
+
+
+def _coded(coder, v, metric, c, n):
+    """(bits, Σρ) of candidate ``c`` coded on ``v``, scaled to ``n`` weights."""
+    code = coder.encode_tensor(v, metric, **c)
+    scale = n / v.shape[0]
+    return 8.0 * len(code.payload) * scale, tensor_distortion(v, code.recon, metric) * scale
+
+
+def _measure(coder, u: np.ndarray, shape, metric: str, cands: list[dict]):
+    """Operating points of one tensor: ((options, scan) pairs, bits, Σρ, whether they are exact).
+
+    A first estimate of every candidate comes from the coder's fast ``estimate`` or, without one,
+    from coding a :data:`_ROUGH`-weight subsample.  Coders without context modelling
+    (``context_free``: a fixed-rate code) stop there.  For the others, what the neighbour
+    contexts find depends on the scan order, so each order (row-major and, for tensors with two
+    or more axes, the first two axes swapped) is calibrated: three points of the estimated lower
+    hull are coded on a :func:`_subsample` of the tensor in that order, and the order's ladder is
+    scaled by the median measured/estimated ratios.  The encoder then codes the points it
+    chooses in full and re-allocates until those are exact.
+    """
     n = u.shape[0]
     if hasattr(coder, "estimate"):
         prepared = coder.prepare(u, metric) if hasattr(coder, "prepare") else u
         res = [coder.estimate(prepared, metric, **c) for c in cands]
     else:
-        stride = max(1, -(-n // SUBSAMPLE))
-        sub = np.ascontiguousarray(u[::stride])
-        scale = n / sub.shape[0]
-        res = []
-        for c in cands:
-            code = coder.encode_tensor(sub, metric, **c)
-            res.append((8.0 * len(code.payload) * scale, tensor_distortion(sub, code.recon, metric) * scale))
-    return np.array([r[0] for r in res]), np.array([r[1] for r in res])
+        rough = _subsample(u, _ROUGH)
+        res = [_coded(coder, rough, metric, c, n) for c in cands]
+    bits = np.array([r[0] for r in res])
+    dist = np.array([r[1] for r in res])
+    if getattr(coder, "context_free", False):
+        return [(c, "c") for c in cands], bits, dist, False
+    h = _hull(bits, dist)
+    scans = ("c", "t") if _can_transpose(shape) else ("c",)
+    if n <= _ROUGH:  # small: code the estimated hull and its neighbours exactly, in every order
+        keep = sorted(set(h.tolist()))
+        pairs = [(cands[j], scan) for scan in scans for j in keep]
+        res = [_coded(coder, _scan(u, shape, scan), metric, c, n) for c, scan in pairs]
+        return pairs, np.array([r[0] for r in res]), np.array([r[1] for r in res]), True
+    probes = sorted({int(h[k]) for k in (len(h) // 4, len(h) // 2, (3 * len(h)) // 4)})
+    pairs, all_b, all_d = [], [], []
+    for scan in scans:
+        sub = _subsample(_scan(u, shape, scan))
+        rb, rd = [], []
+        for j in probes:
+            b_j, d_j = _coded(coder, sub, metric, cands[j], n)
+            if bits[j] > 0:
+                rb.append(b_j / bits[j])
+            if dist[j] > 0:
+                rd.append(d_j / dist[j])
+        pairs += [(c, scan) for c in cands]
+        all_b.append(bits * (float(np.median(rb)) if rb else 1.0))
+        all_d.append(dist * (float(np.median(rd)) if rd else 1.0))
+    return pairs, np.concatenate(all_b), np.concatenate(all_d), False
 
 
 # ----------------------------------------------------------------------------- stream
@@ -555,78 +603,85 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
     rate, distortion = _check_target(rate, distortion, d_max)
     opts = _coder_options(coder)
 
-    cands, points = [], []
+    cands, points, exact = [], [], []     # exact: points whose (bits, Σρ) are those of the full tensor
     for _name, _arr, u, norm in tensors:
         if norm == 0.0:
             cands.append([None])
             points.append((np.zeros(1), np.zeros(1)))
+            exact.append({0})
             continue
-        c = coder.candidates(u, metric)
-        cands.append(c)
-        points.append(_measure(coder, u, metric, c))
+        pairs, bits, dist, is_exact = _measure(coder, u, _arr.shape, metric, coder.candidates(u, metric))
+        cands.append(pairs)
+        points.append((bits, dist))
+        exact.append(set(range(len(pairs))) if is_exact else set())
 
     def header_bits(choice_params):
         entries = [_entry(name, arr, norm, p) for (name, arr, _u, norm), p in zip(tensors, choice_params)]
         return 8 * len(_pack(method, metric, normalize, opts, entries, [b""] * len(entries)))
 
-    overhead = header_bits([c[0] or {} for c in cands])
+    overhead = header_bits([c[0][0] if c[0] else {} for c in cands])
     budget = None if rate is None else rate * n - overhead
     target_d = None if distortion is None else distortion * n
     codes: list[TensorCode | None] = []
-    calibrated = False
     scans = ["c"] * len(tensors)
-    for _attempt in range(10):
+    # ladder points whose (bits, distortion) are those of the full tensor already
+    cache: dict = {}
+    best = None
+    for _attempt in range(16):
         if budget is not None and budget <= 0:
             raise UnreachableTargetError(
                 f"`rate` {rate!r} bits per parameter does not even pay for the stream's header ({overhead} bits "
                 f"for {n} parameters); ask for at least {overhead / n:.4g}.")
         choice, _mu = allocate(points, bits=budget, distortion=target_d)
         codes = []
-        for t, ((_name, arr, u, norm), c, j) in enumerate(zip(tensors, cands, choice)):
+        for t, ((_name, arr, u, _norm), c, j) in enumerate(zip(tensors, cands, choice)):
             if c[j] is None:
                 codes.append(None)
                 continue
-            code = coder.encode_tensor(_scan(u, arr.shape, scans[t]), metric, **c[j])
-            if not calibrated and _can_transpose(arr.shape):
-                # the scan order decides what the neighbour contexts see: keep the cheaper one
-                alt = coder.encode_tensor(_scan(u, arr.shape, "t"), metric, **c[j])
-                if len(alt.payload) < len(code.payload):
-                    code, scans[t] = alt, "t"
-            codes.append(code)
+            opts_j, scans[t] = c[j]
+            if (t, j) not in cache:
+                cache[(t, j)] = coder.encode_tensor(_scan(u, arr.shape, scans[t]), metric, **opts_j)
+            codes.append(cache[(t, j)])
         entries = [_entry(name, arr, norm, _with_scan(code.params, scans[t]) if code else {})
                    for t, ((name, arr, _u, norm), code) in enumerate(zip(tensors, codes))]
         stream = _pack(method, metric, normalize, opts, entries, [code.payload if code else b"" for code in codes])
         dists = [tensor_distortion(_scan(u, arr.shape, scans[t]), code.recon, metric) if code else 0.0
                  for t, ((_n, arr, u, _s), code) in enumerate(zip(tensors, codes))]
         total_d = sum(dists)
-        if not calibrated:
-            # the estimates (order-0 entropy, or a subsample) miss what the context coder gains on
-            # real weights: rescale each tensor's ladder by its chosen point's measured/estimated ratio
-            calibrated = True
-            changed = False
-            for t, (code, j) in enumerate(zip(codes, choice)):
-                eb, ed = points[t][0][j], points[t][1][j]
-                if code is None or eb <= 0:
-                    continue
-                rb, rd = 8 * len(code.payload) / eb, (dists[t] / ed if ed > 0 else 1.0)
-                if abs(rb - 1) > 0.01 or abs(rd - 1) > 0.01:
-                    points[t] = (points[t][0] * rb, points[t][1] * rd)
-                    changed = True
-            if changed:
+        ok_rate = rate is None or 8 * len(stream) <= rate * n
+        ok_dist = distortion is None or total_d <= distortion * n * (1 + 1e-12)
+        if ok_rate and ok_dist:   # a valid stream: keep the best seen (least distortion, or fewest bits)
+            key = total_d if rate is not None else len(stream)
+            if best is None or key < best[0]:
+                best = (key, stream, codes, dists, list(scans))
+        # points measured on a subsample become exact once coded in full
+        stale = False
+        tot_b = max(64.0, sum(8.0 * len(c.payload) for c in codes if c is not None))
+        tot_d = max(1e-300, total_d)
+        for t, (code, j) in enumerate(zip(codes, choice)):
+            if code is None or j in exact[t]:
                 continue
-        if rate is not None and 8 * len(stream) > rate * n:
-            budget -= 8 * len(stream) - rate * n + 8   # the estimates undershot: tighten and redo
+            eb, ed = points[t][0][j], points[t][1][j]
+            rb, rd = 8.0 * len(code.payload), dists[t]
+            points[t][0][j], points[t][1][j] = rb, rd
+            exact[t].add(j)
+            # redo the allocation only for a mismatch that matters to the whole model
+            stale = stale or abs(rb - eb) > 2e-3 * tot_b or abs(rd - ed) > 2e-3 * tot_d
+        if rate is not None and 8 * len(stream) > rate * n and not stale:
+            budget -= 8 * len(stream) - rate * n + 8   # the header grew with the parameters: tighten and redo
             continue
-        if distortion is not None and total_d > distortion * n * (1 + 1e-12):
-            # the estimates were optimistic: demand a little less distortion of them
+        if distortion is not None and total_d > distortion * n * (1 + 1e-12) and not stale:
             target_d -= (total_d - distortion * n) + 1e-3 * distortion * n
             if target_d <= 0:
                 break
             continue
-        break
-    else:
-        raise UnreachableTargetError("the allocation could not meet the target after 10 corrections; "
+        if not stale:
+            break
+    if best is None:
+        raise UnreachableTargetError("the allocation could not meet the target after 16 corrections; "
                                      "ask for a slightly different rate or distortion.")
+    _key, stream, codes, dists, scans = best
+    total_d = sum(dists)
 
     out_weights, treports = {}, {}
     zeros = 0

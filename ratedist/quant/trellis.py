@@ -286,6 +286,8 @@ class BitshiftTrellisCoder:
     """
 
     name = "trellis"
+    #: fixed rate, no context modelling: :meth:`estimate` predicts the stream (exact bits)
+    context_free = True
 
     def __init__(self, L: int = 12, backend: str = "auto"):
         self.L = check_int("L", L, minimum=2, maximum=16)
