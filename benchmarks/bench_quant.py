@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 N = 1_000_000
-CODERS = {"scalar": {}, "tcq": {"states": 8}, "tcq32": {"states": 32}, "trellis": {"L": 12}}
+CODERS = {"scalar": {}, "tcq8": {"states": 8}, "tcq256": {"states": 256}, "trellis12": {"L": 12},
+          "trellis14": {"L": 14}}
 ANCHORS = [("laplace", "l1", 0.5, 0.12), ("laplace", "l1", 1.0, 0.10), ("laplace", "l1", 2.0, 0.10),
            ("gaussian", "mse", 1.0, 0.08), ("gaussian", "mse", 2.0, 0.08)]
 
@@ -34,7 +35,7 @@ def _rd(kind, d):
 
 
 def _method(name):
-    return "tcq" if name.startswith("tcq") else name
+    return name.rstrip("0123456789")
 
 
 def anchors(n=N, coders=CODERS):
@@ -112,11 +113,18 @@ def speeds(n=N):
     return rows
 
 
-def main(quick: bool = False) -> list[dict]:
+def main(quick: bool = False, only: str | None = None) -> list[dict]:
     n = 100_000 if quick else N
-    return anchors(n) + speeds(n)
+    rows = []
+    if only in (None, "anchors"):
+        rows += anchors(n)
+    if only in (None, "speeds"):
+        rows += speeds(n)
+    return rows
 
 
 if __name__ == "__main__":
-    for row in main():
+    import sys
+
+    for row in main(only=sys.argv[1] if len(sys.argv) > 1 else None):
         print(row)
