@@ -461,8 +461,12 @@ def _collapse(xp, op, p, e):
         return _normalize(xp, xp.log(q))
 
 
-def _solve(xp, op, p, theta0, tol, max_iter, accelerate):
-    """Iterate until the certificate gap is below ``tol``; return (best eval, n_evals, converged)."""
+def _solve(xp, op, p, theta0, tol, max_iter, accelerate, collapse=True):
+    """Iterate until the certificate gap is below ``tol``; return (best eval, n_evals, converged).
+
+    ``collapse=False`` skips the cluster-collapse steps (for sources without smeared atoms, where
+    their line searches cost more than they save).
+    """
     with np.errstate(divide="ignore"):
         log_p = xp.log(p)
     n = 0
@@ -521,7 +525,7 @@ def _solve(xp, op, p, theta0, tol, max_iter, accelerate):
         if e0.gap < tol:
             return e0, n, True
         cycles += 1
-        if cycles % _COLLAPSE_EVERY == 0 and n < max_iter:
+        if collapse and cycles % _COLLAPSE_EVERY == 0 and n < max_iter:
             tc = _collapse(xp, op, p, e0)
             if tc is not None:
                 e0 = ev(tc)
