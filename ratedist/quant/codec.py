@@ -627,7 +627,7 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
     # ladder points whose (bits, distortion) are those of the full tensor already
     cache: dict = {}
     best = None
-    for _attempt in range(16):
+    for _attempt in range(24):
         if budget is not None and budget <= 0:
             raise UnreachableTargetError(
                 f"`rate` {rate!r} bits per parameter does not even pay for the stream's header ({overhead} bits "
@@ -667,8 +667,9 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
             exact[t].add(j)
             # redo the allocation only for a mismatch that matters to the whole model
             stale = stale or abs(rb - eb) > 2e-3 * tot_b or abs(rd - ed) > 2e-3 * tot_d
-        if rate is not None and 8 * len(stream) > rate * n and not stale:
-            budget -= 8 * len(stream) - rate * n + 8   # the header grew with the parameters: tighten and redo
+        if rate is not None and 8 * len(stream) > rate * n:
+            # over the target (the header grew with the parameters, or estimates were low): tighten, redo
+            budget -= (8 * len(stream) - rate * n) / (2 if stale else 1) + 8
             continue
         if distortion is not None and total_d > distortion * n * (1 + 1e-12) and not stale:
             target_d -= (total_d - distortion * n) + 1e-3 * distortion * n
@@ -678,7 +679,7 @@ def encode(weights: Mapping[str, Any], *, method: str = "tcq", rate: float | Non
         if not stale:
             break
     if best is None:
-        raise UnreachableTargetError("the allocation could not meet the target after 16 corrections; "
+        raise UnreachableTargetError("the allocation could not meet the target after 24 corrections; "
                                      "ask for a slightly different rate or distortion.")
     _key, stream, codes, dists, scans = best
     total_d = sum(dists)
