@@ -22,6 +22,7 @@ from .refinement import make_refinement_code, measure_refinement
 from . import pruning
 from . import compressors, fedpm
 from . import surp
+from . import quant
 from .surp import SurpCheckpoint, SurpEncoding, SurpReport
 from .rd import (
     BAResult,
@@ -53,6 +54,7 @@ __all__ = [
     "compressors",
     "fedpm",
     "surp",
+    "quant",
     "SurpCheckpoint",
     "SurpEncoding",
     "SurpReport",

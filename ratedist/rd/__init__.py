@@ -58,4 +58,9 @@ __all__ = [
     "rate_laplace",
     "sample_laplace_test_channel",
     "shannon_lower_bound",
+    "ModelRD",
+    "model_rate_distortion",
+    "model_bound_at",
 ]
+
+from .model import ModelRD, model_bound_at, model_rate_distortion  # noqa: E402
