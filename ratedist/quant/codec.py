@@ -257,11 +257,12 @@ def allocate(points: list[tuple[np.ndarray, np.ndarray]], *, bits: float | None 
 
     Examples
     --------
-    Two tensors, each with three points; with 4 bits the second tensor (steeper) gets them:
+    Two tensors, each with three points; with 2 bits the steeper second tensor gets them, with 4 bits
+    the first tensor's first step (2 bits for 2 less distortion) ties the second's last:
 
     >>> pts = [(np.array([0., 2, 4]), np.array([10., 8, 7])), (np.array([0., 2, 4]), np.array([10., 4, 2]))]
-    >>> allocate(pts, bits=4)[0]
-    [0, 2]
+    >>> allocate(pts, bits=2)[0], allocate(pts, bits=4)[0]
+    ([0, 1], [1, 1])
     """
     if (bits is None) == (distortion is None):
         raise InvalidArgumentError("give exactly one of `bits` and `distortion`.")
