@@ -44,6 +44,10 @@ from .rd import (
     rate_laplace,
     sample_laplace_test_channel,
     shannon_lower_bound,
+    ModelRD,
+    model_bound_at,
+    model_rate_distortion,
+    pooled_rate_distortion,
 )
 
 __version__ = "0.1.0"
@@ -91,4 +95,8 @@ __all__ = [
     "rate_laplace",
     "sample_laplace_test_channel",
     "shannon_lower_bound",
+    "ModelRD",
+    "model_bound_at",
+    "model_rate_distortion",
+    "pooled_rate_distortion",
 ]

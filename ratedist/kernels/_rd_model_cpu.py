@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["sym_scan", "sym_scan_w", "sym_scan_d", "sym_log_scan", "cross_scan", "ba_next"]
+__all__ = ["sym_scan", "sym_scan_w", "sym_scan_d", "sym_log_scan", "cross_scan", "ba_next", "wsum"]
 
 
 @njit(cache=True, nogil=True)
@@ -241,3 +241,14 @@ def ba_next(theta, qt, c, log_c, shift, wmax, floor, nxt):  # pragma: no cover -
         t = nxt[j] - lt
         nxt[j] = t if t > lo else lo
     return lmax, kl
+
+
+@njit(cache=True, nogil=True)
+def wsum(p, v):  # pragma: no cover - compiled
+    """Σ_{p_i > 0} p_i·v_i in index order (one thread, a fixed order: no BLAS, whose sum depends on
+    its thread count; terms with p_i = 0 are skipped, so v_i may be ±inf there)."""
+    acc = 0.0
+    for i in range(p.shape[0]):
+        if p[i] > 0.0:
+            acc += p[i] * v[i]
+    return acc

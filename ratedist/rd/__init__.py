@@ -61,6 +61,7 @@ __all__ = [
     "ModelRD",
     "model_rate_distortion",
     "model_bound_at",
+    "pooled_rate_distortion",
 ]
 
-from .model import ModelRD, model_bound_at, model_rate_distortion  # noqa: E402
+from .model import ModelRD, model_bound_at, model_rate_distortion, pooled_rate_distortion  # noqa: E402

@@ -33,15 +33,17 @@ alphabet = the atoms solves the continuous-reproduction problem with an exact ce
 kernel ``e^{s|x_i − x_j|}`` factors along the sorted line (``Π`` of ``r_k = e^{s(x_k − x_{k−1})}``),
 so each step is two first-order recursions, O(m) (:mod:`ratedist.kernels._rd_model_cpu`).
 
-Speed (L1): atoms closer than a cell width ``κ/|s|`` (``κ = grid_fraction``, default 1 %;
+Speed (L1): atoms in the same cell of width ``κ/|s|`` (``κ = grid_fraction``, default 1 %;
 ``1/|s|`` is the L1 distortion at slope ``s`` at high resolution) are merged into their centroid
-and Blahut–Arimoto runs on the merged points (to ``0.75·tol``).  The law found is then evaluated
+and Blahut–Arimoto runs on the merged points (to ``0.85·tol``).  The law found is then evaluated
 *exactly on the original atoms*: achievable point of the channel ``Q(y_j | x) ∝ q_j e^{s|x − y_j|}``
 and dual bound with the maximum over the original atoms.  The lower curve is the better of that
 and the data-processing line ``R(D) ≥ R'_L + s·(D + e − D')`` (``(D', R'_L)`` the merged problem's
-certificate, ``e`` the mean distance from an atom to its centroid: ``E|X − Y| ≤ E|X' − Y| + e``).
-Merging changes which law is certified, never the validity; where the exact gap still exceeds
-``tol``, ``κ`` is divided by 4 and the slope solved again (``κ → 0`` is the exact problem).
+certificate, ``e`` the mean distance from an atom to its centroid: ``E|X' − Y| ≤ E|X − Y| + e``).
+Merging changes which law is certified, never the validity.  Where the exact gap still exceeds
+``tol``, the unmerged problem is solved from the merged law spread over each cell's atoms (a
+polish, typically 10–100 steps).  Each slope starts from the source law itself (warm starts from
+the neighbouring slope measured slower: the support has to grow or shrink by births/deaths).
 
 ``metric="mse"`` — uniform grid with a stated slack.  The tensor is rounded to a grid ``iΔ``
 spanning its range (``X_Δ``; measured ``e₂ = E(X − X_Δ)² ≤ Δ²/4``) and Blahut–Arimoto runs on the
@@ -57,8 +59,10 @@ R_L,k)`` the grid solution:
 
 Grid rule (MSE): ``Δ = (√(1 + f) − 1)·√D̂`` with ``f = grid_fraction`` (default 1 %) and
 ``D̂ = 1/(2|s|)`` (the MSE distortion at slope ``s`` at high resolution), so that
-``(√D̂ + A)² ≤ (1 + f)·D̂``: the lower curve is shifted by at most ``f`` of the distortion.  Grids
-are capped at ``_MAX_GRID`` points (a coarser step then widens the reported certificate).
+``(√D̂ + A)² ≤ (1 + f)·D̂``: the lower curve is shifted by at most ``f`` of the distortion, which
+costs about ``|s|·f·D̂ = f/2`` nats on the certified gap (so the MSE gap is ≈ tol + f/2 nats).
+Grids are capped at ``_MAX_GRID`` points (a coarser step then widens the reported certificate).
+MSE is much slower than L1 (FFT convolutions on fine grids; minutes for 50k weights).
 Across tensors the shifts combine by Cauchy–Schwarz: ``Σ w_t (√D_t + A_t)² ≤ (√D + A)²`` with
 ``A² = Σ w_t A_t²``.
 
@@ -87,7 +91,7 @@ import numpy as np
 from .._units import check_units, from_nats, to_nats
 from .._validation import check_choice, check_finite_array, check_int, check_positive, check_weights
 from ..errors import ConvergenceWarning, InvalidArgumentError, InvalidShapeError
-from .blahut_arimoto import _FLOOR, _Eval, _Toeplitz, _coarse_start, _coarsening, _solve
+from .blahut_arimoto import _FLOOR, _Eval, _evaluate, _solve, _Toeplitz
 
 __all__ = ["ModelRD", "model_rate_distortion", "model_bound_at", "pooled_rate_distortion"]
 
@@ -97,7 +101,7 @@ NORMALIZATIONS = ("l2", "l1", None)
 _BA_SHARE = 0.85        # the merged (or grid) problem is solved to this fraction of tol
 _DEFAULT_FRACTION = 0.01  # grid_fraction default for both metrics
 _W_RESCALE = 1e280       # p/z above this is rescaled before the second scan
-_MAX_GRID = (1 << 19) + 1  # MSE grid cap (points)
+_MAX_GRID = (1 << 16) + 1  # MSE grid cap (points); a coarser step widens the certificate
 _RATE_SPAN_BITS = (0.05, 8.0)  # default slopes span these predicted rates per parameter
 
 
@@ -234,6 +238,13 @@ class _Tensor:
     var: float             # variance of u_t
 
 
+def _dot(p, v) -> float:
+    """Σ p_i v_i over p_i > 0 in a fixed order (deterministic for any BLAS or thread count)."""
+    from ..kernels._rd_model_cpu import wsum
+
+    return float(wsum(np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(v, dtype=np.float64)))
+
+
 def _norm(x: np.ndarray, normalize) -> float:
     from ..kernels._flatten_cpu import chunked_norm
 
@@ -253,12 +264,12 @@ def _prepare(weights, normalize, metric) -> list[_Tensor]:
             u = u / nrm if nrm > 0 else np.zeros_like(u)
         x, counts = np.unique(u, return_counts=True)
         p = counts / float(u.size)
-        mean_abs = float(np.dot(p, np.abs(x)))
-        mean = float(np.dot(p, x))
-        var = float(np.dot(p, (x - mean) ** 2))
+        mean_abs = float(_dot(p, np.abs(x)))
+        mean = float(_dot(p, x))
+        var = float(_dot(p, (x - mean) ** 2))
         if metric == "l1":
             med = x[min(int(np.searchsorted(np.cumsum(p), 0.5)), x.size - 1)]
-            d_max = float(np.dot(p, np.abs(x - med)))
+            d_max = float(_dot(p, np.abs(x - med)))
         else:
             d_max = var
         out.append(_Tensor(name=name, n=int(u.size), x=x, p=p, d_max=d_max,
@@ -352,7 +363,7 @@ class _PointsL1:
         else:
             scale = 1.0
         log_z = np.log(z)
-        L = float(np.dot(p, log_z))
+        L = float(_dot(p, log_z))
         k.sym_scan(w, self.r, self._c, self._work)
         log_c = np.log(self._c)
         nxt = np.empty(self.m)
@@ -365,7 +376,7 @@ class _PointsL1:
         m = self.m
         oz, od = np.empty(m), np.empty(m)
         self._k.sym_scan_d(qt, self.r, self.gap, oz, od, np.empty(m), np.empty(m))
-        return float(np.dot(p, od / oz))
+        return float(_dot(p, od / oz))
 
 
 def _merge(x, p, width):
@@ -386,7 +397,7 @@ def _merge(x, p, width):
     first = np.flatnonzero(new)
     last = np.r_[first[1:] - 1, x.shape[0] - 1]
     y = np.clip(y, x[first], x[last])  # rounding cannot leave the cell: points stay increasing
-    e = float(np.dot(p, np.abs(x - y[gid])))
+    e = float(_dot(p, np.abs(x - y[gid])))
     return y, mass, gid, e
 
 
@@ -403,9 +414,9 @@ def _exact_l1(x, p, y, theta, s):
     log_sum_q = math.log(float(qt.sum()))
     zt, dt = np.empty(n), np.empty(n)
     k.cross_scan(y, qt, x, s, zt, dt, True)
-    d = float(np.dot(p, dt / zt))
+    d = float(_dot(p, dt / zt))
     log_z = np.log(zt) - log_sum_q
-    L = float(np.dot(p, log_z))
+    L = float(_dot(p, log_z))
     wt = p / zt
     wmax = float(wt.max())
     wt /= wmax
@@ -421,8 +432,7 @@ def _exact_l1(x, p, y, theta, s):
         lcy = np.log(cy) + shift
     lmax = max(math.log(float(cx.max())) + shift, float(lcy.max()))
     out = qt * wmax * cy  # output law q_j c_j
-    pos = out > 0
-    kl = float(np.dot(out[pos], lcy[pos]))
+    kl = _dot(out, lcy)   # terms with q_j c_j = 0 skipped
     rate = max(s * d - L - kl, 0.0)
     return d, rate, -L - lmax
 
@@ -475,6 +485,45 @@ def _l1_point(t: _Tensor, s, tol_n, kappa, max_iter) -> _Point:
 # MSE: uniform grid (FFT / banded Toeplitz path of blahut_arimoto.py)
 
 
+class _GridSquared(_Toeplitz):
+    """Squared-error Toeplitz operator for the iterations: FFT outputs repaired only where they matter.
+
+    The exact operator (:class:`~ratedist.rd.blahut_arimoto._Toeplitz`) recomputes every FFT output
+    below ``1e-7`` of the maximum; on an empirical law most grid points carry no mass and that
+    repair dominates.  Here ``ln Z`` is repaired only at points with ``p > 0`` (so ``L = Σ p ln Z`` is
+    exact) and an unreliable ``ln c`` (below ``ln(1e-7·max c)``) is treated as 0, which kills q there
+    as the exact iteration would within a few steps.  This only steers the iteration: the returned
+    point is re-evaluated with the exact operator, and the certificate is computed there.
+    """
+
+    def __init__(self, m, step, slope, p):
+        super().__init__(np, m, step, slope, "squared", "auto")
+        self._p_pos = p > 0
+
+    def _fast(self, logv, repair):
+        vmax = float(np.max(logv))
+        z = self._irfft(self._rfft(np.exp(logv - vmax), self.n) * self.B, self.n)[: self.m]
+        zmax = float(np.max(z))
+        bad = z <= _FFT_GUARD_FAST * zmax
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.log(np.where(bad, 1.0, z)) + vmax
+        out[bad] = math.log(zmax) + vmax - 2.0 * _FLOOR  # unreliable tail: treated as 0
+        if repair:
+            rows = np.flatnonzero(bad & self._p_pos)
+            if rows.size:
+                out[rows] = self._direct_rows(logv, self.logker, rows)
+        return out
+
+    def log_z(self, theta):
+        return super().log_z(theta) if self.method != "fft" else self._fast(theta, True)
+
+    def log_c(self, u):
+        return super().log_c(u) if self.method != "fft" else self._fast(u, False)
+
+
+_FFT_GUARD_FAST = 1e-7
+
+
 def _mse_point(t: _Tensor, s, tol_n, frac, max_iter) -> _Point:
     x, p = t.x, t.p
     if x.shape[0] == 1:
@@ -485,24 +534,29 @@ def _mse_point(t: _Tensor, s, tol_n, frac, max_iter) -> _Point:
     if hi - lo + 1 > _MAX_GRID:
         step = (x[-1] - x[0]) / (_MAX_GRID - 3)
         lo, hi = math.floor(x[0] / step), math.ceil(x[-1] / step)
-    lo = min(lo, hi - 1)
     m = hi - lo + 1
     idx = np.clip(np.rint(x / step).astype(np.int64) - lo, 0, m - 1)
     pmf = np.bincount(idx, weights=p, minlength=m)
     pmf /= pmf.sum()
-    e2 = float(np.dot(p, (x - (idx + lo) * step) ** 2))
-    op = _Toeplitz(np, m, step, s, "squared", "auto")
-    work = 0
-    if _coarsening(m) is not None:
-        theta0, work = _coarse_start(np, pmf, step, s, "squared", "auto", _BA_SHARE * tol_n, max_iter)
-    else:
-        theta0 = np.full(m, -math.log(m))
-    ev, n_ev, conv = _solve(np, op, pmf, theta0, _BA_SHARE * tol_n, max_iter, True)
-    dk = op.mean_distortion(ev.theta, ev.log_z, pmf)
+    e2 = float(_dot(p, (x - (idx + lo) * step) ** 2))
+    fast = _GridSquared(m, step, s, pmf)
+    # start: the source law blurred by the kernel (mass near the data, none far from it), half-mixed
+    # with the source law itself
+    with np.errstate(divide="ignore"):
+        blur = np.exp(fast.log_z(np.log(pmf)))
+    q0 = 0.5 * pmf + 0.5 * blur / blur.sum()
+    with np.errstate(divide="ignore"):
+        theta0 = np.log(q0)
+    ev, n_ev, conv = _solve(np, fast, pmf, theta0, _BA_SHARE * tol_n, max_iter, True, collapse=False)
+    exact = _Toeplitz(np, m, step, s, "squared", "auto")
+    with np.errstate(divide="ignore"):
+        ev = _evaluate(np, exact, np.log(pmf), pmf, ev.theta)
+    dk = exact.mean_distortion(ev.theta, ev.log_z, pmf)
     rk = max(s * dk - ev.L - ev.kl, 0.0)
     rl = s * dk - ev.L - ev.lmax
     d = (math.sqrt(dk) + math.sqrt(e2)) ** 2
-    return _Point(d, rk, rl - s * dk, math.sqrt(e2) + step / 2, m, n_ev + int(round(work / m)), conv)
+    conv = conv and rk - rl <= tol_n
+    return _Point(d, rk, rl - s * dk, math.sqrt(e2) + step / 2, m, n_ev + 1, conv)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,8 +620,8 @@ def model_rate_distortion(weights: Mapping, *, metric: str = "l1", normalize: st
         ``grid_fraction``).
     units : {"bits", "nats"}
     grid_fraction : float, optional
-        L1: width of the cells whose atoms are merged for speed, as a fraction of 1/|s| (refined
-        automatically where the exact certificate needs it); MSE: the grid's shift of the lower
+        L1: width of the cells whose atoms are merged for speed, as a fraction of 1/|s| (the
+        unmerged problem is polished where the exact certificate needs it); MSE: the grid's shift of the lower
         curve as a fraction of the distortion.  Default 0.01.
     max_iter : int
         Maximum BA-map evaluations per tensor and slope; reaching it warns
@@ -603,7 +657,8 @@ def model_rate_distortion(weights: Mapping, *, metric: str = "l1", normalize: st
     max_iter = check_int("max_iter", max_iter, minimum=1)
     frac = _DEFAULT_FRACTION if grid_fraction is None else check_positive("grid_fraction", grid_fraction)
     if frac >= 1:
-        raise InvalidArgumentError(f"`grid_fraction` must be < 1 (a fraction of the distortion), got {grid_fraction!r}.")
+        raise InvalidArgumentError(
+            f"`grid_fraction` must be < 1 (a fraction of the distortion), got {grid_fraction!r}.")
     if workers is None:
         import numba
 
@@ -631,9 +686,7 @@ def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, worker
         ti, si = ts
         return ts, point(tensors[ti], float(s_n[si]), tol_n, frac, max_iter)
 
-    # MSE reuses blahut_arimoto.py's coarse-to-fine start, which touches the global warning filters:
-    # it runs on one thread.
-    if workers == 1 or metric == "mse" or len(tasks) == 1:
+    if workers == 1 or len(tasks) == 1:
         results = [run(ts) for ts in tasks]
     else:
         with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
@@ -650,19 +703,17 @@ def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, worker
     sup = np.array([[pts[ti][si].support for si in range(n_s)] for ti in range(n_t)], dtype=np.int64)
     its = np.array([sum(pts[ti][si].iterations for ti in range(n_t)) for si in range(n_s)], dtype=np.int64)
     conv = np.array([all(pts[ti][si].converged for ti in range(n_t)) for si in range(n_s)])
-    d = w @ td
-    r = w @ tr
-    b = w @ tb
-    a = np.sqrt(w @ (ta * ta))
+    d, r, b = (np.sum(w[:, None] * arr, axis=0) for arr in (td, tr, tb))
+    a = np.sqrt(np.sum(w[:, None] * ta * ta, axis=0))
     h = d if metric == "l1" else (np.sqrt(d) + a) ** 2
-    r_low = np.minimum(b + s_n * h, r)  # never above the achievable rate (rounding only)
+    r_low = b + s_n * h
     if not conv.all():
         bad = [f"{from_nats(s_n[k], units):.4g}" for k in np.flatnonzero(~conv)]
         warnings.warn(
             f"model_rate_distortion: at slope(s) {', '.join(bad)} some tensor did not reach the certified gap "
             f"{from_nats(tol_n, units):.3g} {units} within `max_iter` = {max_iter}; the bounds hold but are wider "
             "(raise `max_iter` or `tol`).", ConvergenceWarning, stacklevel=3)
-    mean_abs = float(sum(float(np.dot(t.p, np.abs(t.x))) * wt for t, wt in zip(tensors, w)))
+    mean_abs = float(sum(float(_dot(t.p, np.abs(t.x))) * wt for t, wt in zip(tensors, w)))
 
     def ro(arr):
         arr = np.ascontiguousarray(arr)
@@ -674,7 +725,7 @@ def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, worker
         rate_lower=ro(from_nats(r_low, units)), intercept=ro(from_nats(b, units)), shift=ro(a),
         tensor_rate=ro(from_nats(tr, units)), tensor_distortion=ro(td),
         tensor_names=tuple(t.name for t in tensors), tensor_sizes=tuple(t.n for t in tensors),
-        zero_rate_distortion=float(w @ np.array([t.d_max for t in tensors])),
+        zero_rate_distortion=_dot(w, np.array([t.d_max for t in tensors])),
         laplace_lam=1.0 / mean_abs if mean_abs > 0 else math.inf, support=ro(sup), iterations=ro(its),
         converged=ro(conv), metric=metric, normalize=normalize, units=units,
         tol=float(from_nats(tol_n, units)), grid_fraction=float(frac), what=what,
@@ -735,7 +786,8 @@ def model_bound_at(curve: ModelRD, distortion):
     True
     """
     if not isinstance(curve, ModelRD):
-        raise InvalidArgumentError(f"`curve` must be a ModelRD (from model_rate_distortion), got {type(curve).__name__}.")
+        raise InvalidArgumentError(
+            f"`curve` must be a ModelRD (from model_rate_distortion), got {type(curve).__name__}.")
     d = _check_distortions(distortion)
     flat = np.atleast_1d(d).ravel()
     s = np.asarray(curve.slopes)[:, None]
