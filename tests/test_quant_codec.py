@@ -197,6 +197,14 @@ def test_forged_tables(table):
     segs = list(c.segments)
     segs[0] = table(segs[0])
     with pytest.raises(CorruptStreamError):
+        quant.decode(pack_container({"format": quant.codec.FORMAT}, segs))
+
+
+def test_earlier_revision_named():
+    """A stream of the format's first revision (same table, header "ratedist.quant") is refused with a message
+    that says it is an earlier revision to re-encode, not a foreign stream."""
+    segs = list(unpack_container(_STREAM).segments)
+    with pytest.raises(CorruptStreamError, match="earlier revision"):
         quant.decode(pack_container({"format": "ratedist.quant"}, segs))
 
 

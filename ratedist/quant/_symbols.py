@@ -47,7 +47,7 @@ import numpy as np
 from ..coding.entropy import bytes_to_words, words_to_bytes
 from ..coding.varint import get_varint, put_varints
 from ..errors import CorruptStreamError
-from ..kernels._symbols_cpu import position_commit, position_groups
+from ..kernels._symbols_cpu import from_positions, position_commit, position_groups, sign_commit, to_positions
 
 __all__ = ["StateMachine", "SCALAR_FSM", "chain_starts", "default_chains", "encode_indices", "decode_indices",
            "context_counts", "rate_table", "MAX_MAGNITUDE", "CHAIN_LENGTH"]
@@ -142,7 +142,9 @@ N_NEIGHBOUR = 5
 #: initial pseudo-count of every symbol of an adaptive law
 PRIOR = 0.1
 #: smallest chunk of symbols coded between two updates of a law
-MIN_CHUNK = 16
+MIN_CHUNK = 1
+#: a law is rebuilt when the symbols coded since its last build reach this fraction of its count total
+REBUILD_FRACTION = 0.25
 _N_EXP = 22                      # exponents 0..21 cover |q| up to 2^21 + 14 > MAX_MAGNITUDE
 
 
@@ -177,10 +179,14 @@ def _mantissa_values(e: np.ndarray, bits: np.ndarray) -> np.ndarray:
 class _Laws:
     """The adaptive laws of every context (identical on both sides).
 
-    A context's symbols at one position are coded in chunks, and the law is updated after
-    each chunk, so that the first symbols of a context do not all pay for the prior: chunks
-    hold at most max(:data:`MIN_CHUNK`, total count / 4) symbols (a 1 % loss at 1 bit per
-    weight otherwise, measured on 10⁶ Laplacian indices).
+    Each law is a count vector (:data:`PRIOR` per symbol plus the symbols coded in it) and a
+    constriction model built from it.  The model is rebuilt when the symbols coded since its
+    last build reach a quarter of the count total it was built from (at least
+    :data:`MIN_CHUNK`): the first symbols of a context do not all pay for the prior (a 1 %
+    loss at 1 bit per weight otherwise, measured on 10⁶ Laplacian indices), and a law is
+    rebuilt O(log n) times rather than at every chain position (the rebuilds were most of the
+    decoder's time).  Counts of magnitudes and signs are added by the position kernels;
+    a rebuild in the middle of a position adds the position's symbols coded so far.
     """
 
     def __init__(self, n_ctx: int):
@@ -188,62 +194,46 @@ class _Laws:
 
         self._cat = constriction.stream.model.Categorical
         self.mag = np.full((n_ctx, ESCAPE + 1), PRIOR)
-        self.exp = np.full(_N_EXP, PRIOR)
+        self.exp = np.full((1, _N_EXP), PRIOR)
         self.sign = np.full((3, 2), PRIOR)
+        self._state = {}
 
-    def model(self, row: np.ndarray):
-        return self._cat(row / row.sum(), perfect=False)
-
-    @staticmethod
-    def chunks(row: np.ndarray, lo: int, hi: int):
-        """(start, end) of the chunks of ``lo..hi``; reads the row's total as it grows (call lazily)."""
+    def run(self, kind: str, c: int, coder, buf: np.ndarray, lo: int, hi: int, decoding: bool) -> None:
+        """Code ``buf[lo:hi]`` (encoder) or decode into it (decoder) under law ``c`` of table ``kind``
+        (``"mag"``, ``"exp"`` or ``"sign"``)."""
+        table = getattr(self, kind)
+        key = (kind, c)
+        st = self._state.get(key)
+        if st is None:
+            st = self._state[key] = [self._build(table[c]), 0, MIN_CHUNK]
         a = lo
         while a < hi:
-            z = min(hi, a + max(MIN_CHUNK, int(row.sum() / 4)))
-            yield a, z
-            a = z
-
-
-def _code_signs(laws, pos: int, f: np.ndarray, sgn: np.ndarray, code, neg) -> None:
-    """Code (or decode) the signs of the non-zero indices ``f`` at chain position ``pos``.
-
-    The context is the sign of the left neighbour in the chain (none or zero, +, −); each context
-    has an adaptive two-symbol law.  ``code(law, k, symbols)`` encodes ``symbols`` (encoder, ``neg``
-    given) or decodes ``k`` of them into ``sgn[f]`` (decoder, ``neg`` None, returns the 0/1 array).
-    """
-    left = sgn[f - 1] if pos >= 1 else np.zeros(f.shape[0], dtype=np.int64)
-    cls = np.where(left > 0, 1, np.where(left < 0, 2, 0))
-    for c in range(3):
-        sel = f[cls == c]
-        if not sel.shape[0]:
-            continue
-        row = laws.sign[c]
-        for a, z in laws.chunks(row, 0, sel.shape[0]):
-            part = sel[a:z]
-            if neg is not None:
-                bits = neg[part]
-                code(laws.model(row), z - a, bits)
+            t = min(hi - a, st[2] - st[1])
+            if decoding:
+                buf[a:a + t] = coder.decode(st[0], t)
             else:
-                bits = code(laws.model(row), z - a, part)
-            row += np.bincount(bits, minlength=2)
+                coder.encode(buf[a:a + t], st[0])
+            st[1] += t
+            a += t
+            if st[1] >= st[2]:
+                row = table[c] + np.bincount(buf[lo:a], minlength=table.shape[1])
+                st[:] = [self._build(row), 0, max(MIN_CHUNK, int(row.sum() * REBUILD_FRACTION))]
+
+    def _build(self, row: np.ndarray):
+        return self._cat(row / row.sum(), perfect=False)
 
 
-def _decode_into(dec, sgn):
-    def decode(law, k, part):
-        bits = np.asarray(dec.decode(law, k), dtype=np.int64)
-        sgn[part] = 1 - 2 * bits
-        return bits
-    return decode
+def _position_magnitudes(laws, coder, decoding, bounds, buf) -> None:
+    """Code (or decode) the symbols ``buf`` of one position, grouped by context as ``bounds`` says."""
+    for c in np.flatnonzero(bounds[1:] - bounds[:-1]).tolist():
+        laws.run("mag", c, coder, buf, int(bounds[c]), int(bounds[c + 1]), decoding)
 
 
-def _neighbour(mag: np.ndarray, idx: np.ndarray, pos: int) -> np.ndarray:
-    """Neighbourhood class of the indices ``idx`` at chain position ``pos`` (earlier positions decoded)."""
-    if pos == 0:
-        return np.zeros(idx.shape[0], dtype=np.int64)
-    s = mag[idx - 1]
-    if pos >= 2:
-        s = s + mag[idx - 2]
-    return np.minimum(s, N_NEIGHBOUR - 1)
+def _position_signs(laws, coder, decoding, sbounds, bits) -> None:
+    """Code (or decode) the sign bits ``bits`` of one position's non-zero indices, grouped by sign class."""
+    for c in range(3):
+        if sbounds[c + 1] > sbounds[c]:
+            laws.run("sign", c, coder, bits, int(sbounds[c]), int(sbounds[c + 1]), decoding)
 
 
 def encode_indices(q: np.ndarray, states: np.ndarray, fsm: StateMachine, n_chains: int) -> bytes:
@@ -269,32 +259,33 @@ def encode_indices(q: np.ndarray, states: np.ndarray, fsm: StateMachine, n_chain
         laws = _Laws(n_ctx)
         short = int(lengths[-1])
         fctx_table = np.ascontiguousarray(fsm.context, dtype=np.int64)
-        st_all = np.ascontiguousarray(states, dtype=np.int64)
-        neg = (q < 0).astype(np.int32)
-        sgn = np.sign(q)
-        for i in range(int(lengths[0])):
+        next_state = np.ascontiguousarray(fsm.next_state, dtype=np.int64)
+        length = int(lengths[0])
+        mag_t = to_positions(mag, starts, length)
+        st_t = to_positions(np.ascontiguousarray(states, dtype=np.int64), starts, length)
+        sgn_t = to_positions(np.sign(q), starts, length)
+        scratch = np.empty_like(mag_t)                     # the commit kernel's stores (unused here)
+        for i in range(length):
             active = b if i < short else int(np.count_nonzero(lengths > i))
-            idx = starts[:active] + i
-            ctx, order, bounds = position_groups(mag, st_all[idx], starts, i, active, fctx_table, N_NEIGHBOUR, n_ctx)
-            m = mag[idx]
-            sym = np.minimum(m, ESCAPE)
-            for c in np.flatnonzero(np.diff(bounds)).tolist():
-                row = laws.mag[c]
-                for a, z in laws.chunks(row, int(bounds[c]), int(bounds[c + 1])):
-                    chunk = sym[order[a:z]]
-                    enc.encode(chunk.astype(np.int32), laws.model(row))
-                    row += np.bincount(chunk, minlength=ESCAPE + 1)
-            esc = order[sym[order] == ESCAPE]
-            if esc.shape[0]:
+            st = st_t[i, :active].copy()
+            ctx, order, bounds = position_groups(mag_t, st, i, active, fctx_table, N_NEIGHBOUR, n_ctx)
+            m = mag_t[i, :active]
+            buf = np.minimum(m[order], ESCAPE).astype(np.int32)
+            _position_magnitudes(laws, enc, False, bounds, buf)
+            if int(buf.max()) == ESCAPE:
+                esc = order[buf == ESCAPE]
                 e, man = _escape_parts(m[esc])
-                for a, z in laws.chunks(laws.exp, 0, esc.shape[0]):
-                    enc.encode(e[a:z].astype(np.int32), laws.model(laws.exp))
-                    laws.exp += np.bincount(e[a:z], minlength=_N_EXP)
+                e32 = e.astype(np.int32)
+                laws.run("exp", 0, enc, e32, 0, e32.shape[0], False)
+                laws.exp[0] += np.bincount(e, minlength=_N_EXP)
                 if int(e.sum()):
                     mantissas.append(_mantissa_bits(e, man))
-            nzc = np.flatnonzero(m)
-            if nzc.shape[0]:
-                _code_signs(laws, i, idx[nzc], sgn, lambda law, k, sel: enc.encode(sel, law), neg)
+            sorder, sbounds = position_commit(scratch, scratch, st, i, active, m, next_state, ctx,
+                                              laws.mag, ESCAPE, sgn_t)
+            if sorder.shape[0]:
+                bits = (sgn_t[i, sorder] < 0).astype(np.int32)
+                _position_signs(laws, enc, False, sbounds, bits)
+                sign_commit(sgn_t, i, sorder, sbounds, bits.astype(np.int64), laws.sign)
     words = enc.get_compressed()
     mant = np.concatenate(mantissas).astype(bool) if mantissas else np.zeros(0, dtype=bool)
     return put_varints([words.shape[0], mant.shape[0]]) + words_to_bytes(words) + np.packbits(mant).tobytes()
@@ -307,15 +298,15 @@ def decode_indices(payload: bytes, n: int, fsm: StateMachine, n_chains: int) -> 
     """
     import constriction
 
-    buf = bytes(payload)
-    n_words, pos = get_varint(buf, 0)
-    n_mant, pos = get_varint(buf, pos)
-    if pos + 4 * n_words + (n_mant + 7) // 8 > len(buf) or n_mant > 64 * max(n, 1):
+    buf_in = bytes(payload)
+    n_words, pos = get_varint(buf_in, 0)
+    n_mant, pos = get_varint(buf_in, pos)
+    if pos + 4 * n_words + (n_mant + 7) // 8 > len(buf_in) or n_mant > 64 * max(n, 1):
         raise CorruptStreamError(f"index payload declares {n_words} words and {n_mant} mantissa bits but holds "
-                                 f"{len(buf)} bytes; it is truncated or corrupted.")
-    words = bytes_to_words(buf[pos:pos + 4 * n_words])
-    rest = buf[pos + 4 * n_words:]
-    mag = np.zeros(n, dtype=np.int64)
+                                 f"{len(buf_in)} bytes; it is truncated or corrupted.")
+    words = bytes_to_words(buf_in[pos:pos + 4 * n_words])
+    rest = buf_in[pos + 4 * n_words:]
+    q = np.zeros(n, dtype=np.int64)
     states = np.zeros(n, dtype=np.int64)
     mant_bits = np.unpackbits(np.frombuffer(rest[len(rest) - (n_mant + 7) // 8:], dtype=np.uint8),
                               count=n_mant).astype(np.int64) if n_mant else np.zeros(0, dtype=np.int64)
@@ -331,26 +322,23 @@ def decode_indices(payload: bytes, n: int, fsm: StateMachine, n_chains: int) -> 
         short = int(lengths[-1])
         fctx_table = np.ascontiguousarray(fsm.context, dtype=np.int64)
         next_state = np.ascontiguousarray(fsm.next_state, dtype=np.int64)
-        sgn = np.zeros(n, dtype=np.int64)
+        length = int(lengths[0])
+        mag_t = np.zeros((length, b), dtype=np.int64)
+        states_t = np.zeros((length, b), dtype=np.int64)
+        sgn_t = np.zeros((length, b), dtype=np.int64)
         try:
-            for i in range(int(lengths[0])):
+            for i in range(length):
                 active = b if i < short else int(np.count_nonzero(lengths > i))
-                ctx, order, bounds = position_groups(mag, st, starts, i, active, fctx_table, N_NEIGHBOUR, n_ctx)
-                sym = np.empty(active, dtype=np.int64)
-                for c in np.flatnonzero(np.diff(bounds)).tolist():
-                    row = laws.mag[c]
-                    for a, z in laws.chunks(row, int(bounds[c]), int(bounds[c + 1])):
-                        chunk = np.asarray(dec.decode(laws.model(row), z - a), dtype=np.int64)
-                        sym[order[a:z]] = chunk
-                        row += np.bincount(chunk, minlength=ESCAPE + 1)
-                m = sym
-                esc = order[sym[order] == ESCAPE]
-                if esc.shape[0]:
-                    m = sym.copy()
+                ctx, order, bounds = position_groups(mag_t, st, i, active, fctx_table, N_NEIGHBOUR, n_ctx)
+                buf = np.empty(active, dtype=np.int64)
+                _position_magnitudes(laws, dec, True, bounds, buf)
+                m = np.empty(active, dtype=np.int64)
+                m[order] = buf
+                if int(buf.max()) == ESCAPE:
+                    esc = order[buf == ESCAPE]
                     e = np.empty(esc.shape[0], dtype=np.int64)
-                    for a, z in laws.chunks(laws.exp, 0, esc.shape[0]):
-                        e[a:z] = dec.decode(laws.model(laws.exp), z - a)
-                        laws.exp += np.bincount(e[a:z], minlength=_N_EXP)
+                    laws.run("exp", 0, dec, e, 0, e.shape[0], True)
+                    laws.exp[0] += np.bincount(e, minlength=_N_EXP)
                     total = int(e.sum())
                     if mp + total > n_mant:
                         raise CorruptStreamError("index payload needs more escape mantissa bits than it holds.")
@@ -358,10 +346,12 @@ def decode_indices(payload: bytes, n: int, fsm: StateMachine, n_chains: int) -> 
                     mp += total
                     if int(m[esc].max()) > MAX_MAGNITUDE:
                         raise CorruptStreamError(f"index payload decodes a magnitude above {MAX_MAGNITUDE}.")
-                position_commit(mag, states, st, starts, i, active, m, next_state)
-                nzc = np.flatnonzero(m)
-                if nzc.shape[0]:
-                    _code_signs(laws, i, starts[:active][nzc] + i, sgn, _decode_into(dec, sgn), None)
+                sorder, sbounds = position_commit(mag_t, states_t, st, i, active, m, next_state, ctx,
+                                                  laws.mag, ESCAPE, sgn_t)
+                if sorder.shape[0]:
+                    bits = np.empty(sorder.shape[0], dtype=np.int64)
+                    _position_signs(laws, dec, True, sbounds, bits)
+                    sign_commit(sgn_t, i, sorder, sbounds, bits, laws.sign)
         except CorruptStreamError:
             raise
         except BaseException as exc:  # constriction raises (or panics) on data that does not decode
@@ -371,7 +361,7 @@ def decode_indices(payload: bytes, n: int, fsm: StateMachine, n_chains: int) -> 
     if mp != n_mant or len(rest) != (n_mant + 7) // 8:
         raise CorruptStreamError(f"index payload's sizes disagree with what it decodes ({mp} of {n_mant} "
                                  f"mantissa bits, {len(rest)} trailing bytes); it is corrupted.")
-    q = mag
     if n:
-        q[sgn < 0] *= -1
+        q = from_positions(mag_t * sgn_t, starts)
+        states = from_positions(states_t, starts)
     return q, states

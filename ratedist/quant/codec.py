@@ -23,7 +23,7 @@ length is checked against the target and μ tightened when the header or the est
 it overshoot.
 
 Stream (the ratedist container, :mod:`ratedist.coding.container`): a JSON header
-``{"format": "ratedist.quant", "method", "metric", "normalize", "coder": {options},
+``{"format": "ratedist.quant.2", "method", "metric", "normalize", "coder": {options},
 "tensors": [[name, dtype, shape, norm, params], ...]}`` and one CRC-protected segment per
 tensor.  Every rate reported is ``8 · len(stream)``: header, tables and CRCs included.
 """
@@ -49,7 +49,10 @@ from ._base import TensorCode, tensor_distortion
 __all__ = ["METHODS", "METRICS", "NORMALIZATIONS", "QuantEncoding", "QuantReport", "TensorReport",
            "encode", "decode", "inspect", "allocate", "bound_at", "get_coder", "SUBSAMPLE"]
 
-FORMAT = "ratedist.quant"
+#: the format's name and revision (revision 2: laws rebuilt on a schedule, not at every chain position;
+#: bump the suffix whenever the bytes of a stream change, and pin the new bytes in tests/golden/)
+FORMAT = "ratedist.quant.2"
+_OLD_FORMATS = ("ratedist.quant",)
 METHODS = ("scalar", "tcq", "trellis")
 METRICS = ("l1", "mse")
 NORMALIZATIONS = ("l2", "l1", None)
@@ -772,6 +775,9 @@ def _parse(stream: bytes):
         raise InvalidArgumentError(f"`stream` must be bytes, got {type(stream).__name__}.")
     c = unpack_container(stream)
     h = c.header
+    if h.get("format") in _OLD_FORMATS:
+        raise CorruptStreamError(f"stream format {h.get('format')!r} is an earlier revision of the quantized-model "
+                                 f"format that this ratedist no longer reads ({FORMAT!r}); re-encode the model.")
     if h.get("format") != FORMAT:
         raise CorruptStreamError(f"stream format is {h.get('format')!r}, not {FORMAT!r}: not a quantized model "
                                  "(decode SuRP streams with `ratedist surp decode`).")
