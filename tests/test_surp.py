@@ -438,3 +438,23 @@ def test_tensor_norm_independent_of_thread_count():
     x64 = x.astype(np.float64)
     assert one[0] == pytest.approx(math.sqrt(math.fsum(x64 * x64)), rel=1e-12)
     assert one[1] == pytest.approx(math.fsum(np.abs(x64)), rel=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "parallel"])
+def test_report_carries_model_bound(algorithm):
+    """Every checkpoint reports the model's own certified bound at its distortion: lower ≤ upper, the measured
+    rate is not below the lower certificate (a coder below a true bound would be a counting error), the gap is
+    bpp/bound − 1, and ``bound=False`` leaves the fields empty without changing the stream."""
+    rng = np.random.default_rng(12)
+    w = {"a": rng.laplace(size=(30, 40)).astype(np.float32), "b": rng.normal(size=30).astype(np.float32)}
+    enc = surp.encode(w, [0.5, 0.9], algorithm=algorithm)
+    for c in enc.report.checkpoints:
+        assert 0 < c.bound_bpp <= c.bound_bpp_upper
+        assert c.bpp >= c.bound_bpp
+        assert c.bound_gap == pytest.approx(c.bpp / c.bound_bpp - 1)
+    d = enc.report.to_dict()["checkpoints"][0]
+    assert {"bound_bpp", "bound_bpp_upper", "bound_gap"} <= set(d)
+    plain = surp.encode(w, [0.5, 0.9], algorithm=algorithm, bound=False)
+    assert plain.stream == enc.stream and plain.report.checkpoints[0].bound_bpp is None
+    with pytest.raises(InvalidArgumentError, match="`bound`"):
+        surp.encode(w, [0.5], bound="yes")
