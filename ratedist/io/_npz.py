@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io as _io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ class NpzFile:
                 version = fmt.read_magic(fh)
                 read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
                 shape, _fortran, dtype = read(fh)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
             raise InvalidArgumentError(f"{label}: array {name!r} has an unreadable .npy header: {exc}") from None
         if dtype.hasobject:
             raise InvalidArgumentError(
@@ -72,7 +73,7 @@ class NpzFile:
         try:
             with self._zip.open(member) as fh:
                 arr = np.lib.format.read_array(fh, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise InvalidArgumentError(
                 f"`path` {str(self.path)!r}: array {name!r} cannot be read ({exc}); the archive is corrupt: write "
                 "it again."
