@@ -40,6 +40,11 @@ def _model(dtype, seed=0):
     }
 
 
+def _bits(t) -> bytes:
+    """The tensor's bytes (bit-for-bit comparison, also for float8 where torch.equal is not implemented)."""
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def _st_file(path: Path, header: dict | str, data: bytes) -> Path:
     raw = (header if isinstance(header, str) else json.dumps(header)).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
@@ -84,9 +89,7 @@ def test_safetensors_every_float_dtype_roundtrip(tmp_path, name):
                                                           for k, v in back.items()}, like=src)
     again = st_torch.load_file(str(out))
     for k, t in w.items():
-        assert again[k].dtype == t.dtype and torch.equal(again[k].view(torch.uint8) if t.dtype.itemsize == 1
-                                                         else again[k], t.view(torch.uint8) if t.dtype.itemsize == 1
-                                                         else t)
+        assert again[k].dtype == t.dtype and again[k].shape == t.shape and _bits(again[k]) == _bits(t)
     from safetensors import safe_open
     with safe_open(str(out), "pt") as fh:
         assert fh.metadata() == {"format": "pt"}  # sorted order needs no ratedist.order entry
@@ -197,7 +200,7 @@ def test_sharded_checkpoint_roundtrip_keeps_layout(tmp_path):
             new_t = st_torch.load_file(str(folder / file))
             assert list(src_t) == list(new_t)
             for k in src_t:
-                assert new_t[k].dtype == src_t[k].dtype and torch.equal(new_t[k], src_t[k])
+                assert new_t[k].dtype == src_t[k].dtype and _bits(new_t[k]) == _bits(src_t[k])
             from safetensors import safe_open
             with safe_open(str(folder / file), "pt") as fh:
                 assert fh.metadata() == {"format": "pt", "shard": file}
@@ -378,3 +381,26 @@ def test_codable_weights_skips_or_refuses(tmp_path):
         assert list(codable_weights(src, ["enc.bias"])[0]) == ["enc.bias"]
         with pytest.raises(InvalidArgumentError, match=r"'mask'.*bool.*cannot be coded"):
             codable_weights(src, ["enc.bias", "mask"])
+
+
+def test_torch_shards_through_index_and_into_existing_folder(tmp_path):
+    """A torch shard set read through `pytorch_model.bin.index.json` is written as safetensors shards of the same
+    membership into an existing folder, leaving its other files alone."""
+    w = _model(torch.bfloat16)
+    (tmp_path / "t").mkdir()
+    torch.save({k: w[k] for k in ("enc.weight", "enc.bias")}, tmp_path / "t" / "pytorch_model-1.bin")
+    torch.save({k: w[k] for k in ("a.scale", "mask")}, tmp_path / "t" / "pytorch_model-2.bin")
+    wmap = {"enc.weight": "pytorch_model-1.bin", "enc.bias": "pytorch_model-1.bin",
+            "a.scale": "pytorch_model-2.bin", "mask": "pytorch_model-2.bin"}
+    (tmp_path / "t" / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": wmap}))
+    back = load_weights(tmp_path / "t")
+    assert list(back) == list(wmap) and np.array_equal(back["enc.weight"], w["enc.weight"].float().numpy())
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    idx = save_weights(out, back, like=tmp_path / "t")
+    assert idx.name == "model.safetensors.index.json"
+    assert json.loads(idx.read_text())["weight_map"] == {k: v.replace(".bin", ".safetensors") for k, v in wmap.items()}
+    assert (out / "config.json").read_text() == "{}"
+    assert st_torch.load_file(str(out / "pytorch_model-1.safetensors"))["enc.weight"].dtype == torch.bfloat16
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

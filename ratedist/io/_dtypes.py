@@ -13,6 +13,8 @@ import numpy as np
 
 __all__ = [
     "SAFETENSORS_CODES",
+    "TORCH_NAMES",
+    "to_compute",
     "safetensors_dtype",
     "compute_dtype",
     "is_codable",

@@ -31,8 +31,8 @@ def _no_duplicates(label: str):
         for k, v in pairs:
             if k in out:
                 raise InvalidArgumentError(
-                    f"{label} names {k!r} twice in its header; the file is corrupt or hand-edited (one copy would "
-                    "silently win): rewrite it with a single entry per name."
+                    f"{label} names {k!r} twice (one copy would silently win); the file is corrupt or hand-edited: "
+                    "rewrite it with a single entry per name."
                 )
             out[k] = v
         return out
