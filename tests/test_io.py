@@ -367,6 +367,8 @@ def test_shard_errors_named(tmp_path):
     (tmp_path / "c" / "notes.txt").write_text("hi")
     with pytest.raises(InvalidArgumentError, match=r"`path` .*c'.* no checkpoint"):
         load_weights(tmp_path / "c")
+    with pytest.raises(InvalidArgumentError, match=r"`path` .*nothere' does not exist"):
+        load_weights(tmp_path / "nothere")
 
 
 def test_codable_weights_skips_or_refuses(tmp_path):

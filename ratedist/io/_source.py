@@ -253,6 +253,11 @@ def open_weights(path: str | os.PathLike) -> WeightsSource:
     if isinstance(path, WeightsSource):
         return path
     p = Path(path)
+    if not p.exists():
+        raise InvalidArgumentError(
+            f"`path` {str(p)!r} does not exist; pass a weights file ({', '.join(WEIGHT_SUFFIXES)}), an "
+            f"`*{INDEX_SUFFIX}` or a directory."
+        )
     if p.is_dir():
         return _open_directory(p)
     if p.name.endswith(INDEX_SUFFIX):
