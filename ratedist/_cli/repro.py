@@ -38,8 +38,8 @@ def run(args):
     path = repo_root() / "paper_repro" / f"{args.table}_table.py"
     if not path.exists():
         raise InvalidArgumentError(
-            f"`table` {args.table!r}: {path} is missing; `ratedist repro` needs a source checkout "
-            "(paper_repro/ is not part of the wheel)."
+            f"`table` {args.table!r}: {path} is missing; reinstall ratedist (the wheel carries "
+            "paper_repro/ inside the package)."
         )
     try:
         import torch  # noqa: F401
