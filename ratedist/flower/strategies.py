@@ -140,10 +140,12 @@ class _Sampling(Strategy):
         """Decode every reply in client-index order; count and skip the bad ones."""
         report = RoundReport(server_round, list(self._sampled))
         skipped: Counter = Counter()
-        good = {}
+        good, seen = {}, set()
         replies = list(replies)
         for reply in replies:
             k = self.nodes.get(int(reply.metadata.src_node_id)) if self.nodes else None
+            if k in self._sampled:
+                seen.add(k)
             try:
                 if k is None or k not in self._sampled or k in good:
                     if reply.has_error():
@@ -153,8 +155,8 @@ class _Sampling(Strategy):
             except BadReply as bad:
                 skipped[bad.reason] += 1
                 _log(WARNING, "ratedist %s: round %s, skipped a reply (%s)", type(self).__name__, server_round, bad)
-        missing = len(self._sampled) - len(good) - sum(skipped.values())
-        if missing > 0:  # no reply at all (timeout, lost node): a failed client
+        missing = len(set(self._sampled) - seen)
+        if missing:  # no reply at all (timeout, lost node): a failed client
             skipped["failed"] += missing
         report.aggregated = sorted(good)
         report.n_bits = [good[k][1] for k in report.aggregated]
