@@ -27,6 +27,7 @@ from ._flwr import Array, ArrayRecord, ConfigRecord, Message, MessageType, Metri
 from .mods import REASONS, BadReply, decode_update
 from .records import aggregator_from_records, aggregator_to_records
 from .seeds import node_indices, sampling_seed
+from .warmup import warmup
 
 __all__ = ["FedPMStrategy", "CompressedFedAvg", "RoundReport", "MASK_COMPRESSORS", "WEIGHT_COMPRESSORS"]
 
@@ -219,6 +220,8 @@ class FedPMStrategy(_Sampling):
     ----------
     theta : float64 ndarray (d,) or None
         θ^g after the last aggregated round.
+    last_masks : uint8 ndarray (K, d) or None
+        The masks decoded in the last aggregated round (client-index order).
     reports : list of RoundReport
 
     Examples
@@ -237,6 +240,7 @@ class FedPMStrategy(_Sampling):
         self.aggregator = aggregator if aggregator is not None else BetaAggregator(self.d, eps=0.01)
         if self.aggregator.d != self.d:
             raise InvalidArgumentError(f"`aggregator` has d={self.aggregator.d} but `d`={self.d}.")
+        self.last_masks = None
 
     @property
     def theta(self):
@@ -251,6 +255,7 @@ class FedPMStrategy(_Sampling):
         return ArrayRecord({"scores": Array(s)})
 
     def summary(self) -> None:
+        warmup(("beta",))  # the server's kernel, compiled before the first round is timed
         _log(INFO, "\t%s: d=%s, %s of %s nodes per round, compressor %s, %s", type(self).__name__, self.d,
              self.clients_per_round, self.n_nodes, self.compressor, self.aggregator.reset_policy)
 
@@ -264,6 +269,7 @@ class FedPMStrategy(_Sampling):
         if updates:
             masks = np.stack([u["theta"] for u in updates]).astype(np.uint8)
             self.aggregator.update(masks, len(updates))
+            self.last_masks = masks
             arrays = self.scores_record()
         else:
             _log(WARNING, "ratedist FedPMStrategy: round %s aggregated no client; θ^g unchanged", server_round)
