@@ -68,11 +68,13 @@ class _Train:
     """The ClientApp's train function (a picklable object: Ray ships it to its workers)."""
 
     local_update: object
+    pass_context: bool = False
 
     def __call__(self, msg: Message, context) -> Message:
         run_seed, server_round, node = message_seeds(msg)
         arrays = {k: a.numpy() for k, a in msg.content[K.ARRAYS].items()}
-        out = self.local_update(arrays, node=node, server_round=server_round, run_seed=run_seed)
+        extra = {"context": context} if self.pass_context else {}
+        out = self.local_update(arrays, node=node, server_round=server_round, run_seed=run_seed, **extra)
         if not out:
             return Message(RecordDict({}), reply_to=msg)
         n_examples = out.pop(K.NUM_EXAMPLES, None) if isinstance(out, dict) else None
@@ -81,7 +83,8 @@ class _Train:
         return Message(RecordDict({K.ARRAYS: record, K.METRICS: metrics}), reply_to=msg)
 
 
-def client_app(local_update, compressor: str, *, compressor_params: dict | None = None, warmup: bool = True):
+def client_app(local_update, compressor: str, *, compressor_params: dict | None = None, warmup: bool = True,
+               pass_context: bool = False):
     """A ClientApp that trains with ``local_update`` and sends ``compressor``'s payload.
 
     Parameters
@@ -95,6 +98,8 @@ def client_app(local_update, compressor: str, *, compressor_params: dict | None 
     compressor_params : dict, optional, keyword-only
     warmup : bool, keyword-only
         Warm the compressor's numba kernels once per worker process.
+    pass_context : bool, keyword-only
+        Also pass Flower's ``context=`` (run config, node config) to ``local_update``.
 
     Returns
     -------
@@ -105,7 +110,7 @@ def client_app(local_update, compressor: str, *, compressor_params: dict | None 
     if not callable(local_update):
         raise InvalidArgumentError(f"`local_update` must be callable, got {local_update!r}.")
     app = ClientApp(mods=[CompressorMod(compressor, compressor_params, warmup)])
-    app.train()(_Train(local_update))
+    app.train()(_Train(local_update, pass_context))
     return app
 
 
