@@ -21,7 +21,7 @@ import numpy as np
 
 from .._validation import check_choice, check_int
 from ..errors import InvalidArgumentError
-from ..fedpm import BetaAggregator, logit_safe
+from ..fedpm import BetaAggregator
 from . import keys as K
 from ._flwr import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from .mods import REASONS, BadReply, decode_update
