@@ -98,10 +98,14 @@ def run_inprocess(n_clients: int, rounds: int, rho: float = 0.1, seed: int = 0) 
     from ratedist.compressors import get_compressor
     from ratedist.flower import sampling_seed
 
+    import torch
+
     table, cfg, kw = _setup(n_clients, rounds)
     d = sum(a * b for a, b in zip(table.SIZES[:-1], table.SIZES[1:]))
     per_round = max(1, int(round(rho * n_clients)))
     rng = np.random.default_rng(sampling_seed(seed))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in Ray's workers (OMP_NUM_THREADS=1): the same work per client
     agg = fedpm.BetaAggregator(d, eps=table.SCORE_CLIP)
     comp = get_compressor("fedpm")
     scores = _initial(table, seed)
@@ -118,6 +122,7 @@ def run_inprocess(n_clients: int, rounds: int, rho: float = 0.1, seed: int = 0) 
         agg.update(masks, per_round)
         scores = agg.scores().astype(np.float32)
         times.append(time.perf_counter() - t0)
+    torch.set_num_threads(threads)
     return {"times": times, "bytes": n_bytes, "d": d, "theta_sha256": hashlib.sha256(agg.theta.tobytes()).hexdigest()}
 
 

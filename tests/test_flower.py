@@ -304,3 +304,16 @@ def test_flower_engine_equals_inprocess_engine(method):
     for key in ("final_state_sha256", "uplink_bits_per_round", "bpp_per_round", "curve", "bpp_paper_estimate_mean"):
         assert flower[key] == ours[key], key
     assert all(b > 0 for b in flower["uplink_bits_per_round"])
+
+
+def test_repro_engine_flag(capsys):
+    """`--engine flower` is offered for the fedpm table only; the table's config rejects an unknown engine."""
+    from ratedist.cli import main as cli_main
+    from ratedist.scripts import load_script, repo_root
+
+    assert cli_main(["repro", "surp", "--quick", "--engine", "flower", "--out", "unused"]) == 2
+    assert "--engine" in capsys.readouterr().err
+    table = load_script(repo_root() / "paper_repro" / "fedpm_table.py")
+    assert table.config(True, engine="flower").engine == "flower"
+    with pytest.raises(InvalidArgumentError, match="`engine`"):
+        table.config(True, engine="dask")
