@@ -17,9 +17,10 @@ def main(grid, context) -> None:
 
     def report(server_round, strategy):
         r = strategy.reports[-1]
+        acc = f"{accuracy(strategy.theta, seed, server_round):.3f}" if strategy.theta is not None else "n/a"
         print(f"round {server_round}: {len(r.aggregated)} clients aggregated, {r.n_skipped} skipped {r.skipped}, "
               f"{sum(r.bpp) / max(1, len(r.bpp)):.4f} bits per parameter measured, "
-              f"accuracy {accuracy(strategy.theta, seed, server_round):.3f}", flush=True)
+              f"accuracy {acc}", flush=True)
 
     strategy = FedPMStrategy(D, n_nodes=int(cfg["num-nodes"]), clients_per_round=int(cfg["clients-per-round"]),
                              run_seed=seed, on_round_end=report)

@@ -55,8 +55,9 @@ def _unflat(v, weights):
 
     out, o = [], 0
     for w in weights:
-        out.append(torch.from_numpy(np.ascontiguousarray(v[o:o + w.size], dtype=np.float32)).reshape(w.shape))
-        o += w.size
+        n = int(np.prod(w.shape))
+        out.append(torch.from_numpy(np.ascontiguousarray(v[o:o + n], dtype=np.float32)).reshape(w.shape))
+        o += n
     return out
 
 
