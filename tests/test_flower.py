@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 
 import numpy as np
@@ -87,21 +88,23 @@ def test_client_seed_is_a_pure_function_of_its_arguments():
 
 # ----------------------------------------------------------------------------- ratedist.flower (needs flwr)
 
-flwr = pytest.importorskip("flwr")
+HAVE_FLWR = importlib.util.find_spec("flwr") is not None
+needs_flwr = pytest.mark.skipif(not HAVE_FLWR, reason="needs the `flower` extra (pip install 'ratedist[flower]')")
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageType, MetricRecord, RecordDict  # noqa: E402
+if HAVE_FLWR:
+    from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageType, MetricRecord, RecordDict
 
-from ratedist.compressors import get_compressor  # noqa: E402
-from ratedist.flower import (  # noqa: E402
-    BadReply,
-    CompressedFedAvg,
-    CompressorMod,
-    FedPMStrategy,
-    aggregator_from_records,
-    aggregator_to_records,
-    decode_update,
-    keys,
-)
+    from ratedist.compressors import get_compressor
+    from ratedist.flower import (
+        BadReply,
+        CompressedFedAvg,
+        CompressorMod,
+        FedPMStrategy,
+        aggregator_from_records,
+        aggregator_to_records,
+        decode_update,
+        keys,
+    )
 
 
 @pytest.fixture
@@ -136,6 +139,7 @@ def _client_reply(msg, update):
 
 @pytest.mark.parametrize("name,params", [("fedpm", {}), ("fedmask", {}), ("qsgd", {"s": 4}), ("drive", {}),
                                          ("eden", {"bits": 2.0})])
+@needs_flwr
 def test_mod_sends_exactly_the_encode_bytes(task_identity, name, params):
     """The mod's reply holds, per array, exactly `encode`'s bytes under client_seed(run, round, node, index), stype
     'ratedist.<name>', the original dtype and shape; the metrics report 8 × the bytes; decode_update inverts it."""
@@ -161,6 +165,7 @@ def test_mod_sends_exactly_the_encode_bytes(task_identity, name, params):
     assert np.array_equal(decoded["w1"], comp.decode(comp.encode(update["w1"], seed=client_seed(9, 3, 2, index=1))))
 
 
+@needs_flwr
 def test_mod_leaves_error_and_empty_replies_alone(task_identity):
     """An error reply and a reply without arrays pass the mod untouched (the server counts them)."""
     msg = _train_message(5, 0)
@@ -192,6 +197,7 @@ def _bad_replies(msg, d):
                   (short, "wrong_dims"), (corrupt, "corrupt")]
 
 
+@needs_flwr
 def test_decode_update_names_every_bad_reply(task_identity):
     """Each kind of bad reply raises BadReply with its reason (a ValueError), never anything else."""
     msg = _train_message(7, 0)
@@ -204,6 +210,7 @@ def test_decode_update_names_every_bad_reply(task_identity):
         assert info.value.reason == reason and isinstance(info.value, ValueError)
 
 
+@needs_flwr
 def test_fedpm_strategy_skips_counts_and_aggregates_the_rest(task_identity):
     """Bad replies are skipped and counted by reason; the good ones aggregate exactly as BetaAggregator would;
     a round with no good reply keeps θ^g and reports it; the server never raises."""
@@ -236,6 +243,7 @@ def test_fedpm_strategy_skips_counts_and_aggregates_the_rest(task_identity):
     assert s.reports[-1].skipped["failed"] == 1 + 3
 
 
+@needs_flwr
 def test_compressed_fedavg_averages_decoded_updates(task_identity):
     """FedAvg adds float32 of the float64 mean of the decoded updates (client-index order) to the weights."""
     w = {"a": np.ones((4, 3), np.float32), "b": np.zeros(5, np.float32)}
@@ -258,6 +266,7 @@ def test_compressed_fedavg_averages_decoded_updates(task_identity):
     assert metrics["ratedist.aggregated"] == 2 and metrics[keys.N_BITS] == sum(s.reports[-1].n_bits)
 
 
+@needs_flwr
 def test_strategy_state_round_trip_resumes_sampling_and_aggregation(task_identity):
     """A strategy restored from state() samples the same clients and aggregates the same θ^g as the original."""
     d, ids = 30, [3, 1, 2, 5, 4]
@@ -286,6 +295,7 @@ def test_strategy_state_round_trip_resumes_sampling_and_aggregation(task_identit
     assert np.array_equal(back.alpha, b.aggregator.alpha) and back.reset_policy.name == "never"
 
 
+@needs_flwr
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["FedPM", "QSGD"])
 def test_flower_engine_equals_inprocess_engine(method):
