@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_true", help="smoke-test configuration (1 seed, few rounds; < 1 min)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: 3 full, 1 quick)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--engine", choices=("inprocess", "flower"), default="inprocess",
+                   help="fedpm only: run the federated loop in this process or on Flower's simulation engine")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -47,5 +49,9 @@ def run(args):
         raise BackendUnavailableError(
             "`ratedist repro` trains networks with PyTorch: install the `torch` extra (pip install 'ratedist[torch]')."
         ) from None
+    engine = getattr(args, "engine", "inprocess")
+    if engine != "inprocess" and args.table != "fedpm":
+        raise InvalidArgumentError(f"`--engine` {engine!r} applies to the fedpm table only; drop it for {args.table!r}.")
     mod = load_script(path)
-    return mod.run(quick=args.quick, seeds=args.seeds, out=args.out)
+    extra = {"engine": engine} if args.table == "fedpm" else {}
+    return mod.run(quick=args.quick, seeds=args.seeds, out=args.out, **extra)
