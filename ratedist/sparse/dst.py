@@ -124,7 +124,7 @@ def prune_regrow(weights: Mapping[str, Any], masks: Mapping[str, Any], *, fracti
     >>> m = {"a": np.array([True, True, False, True, False, False])}
     >>> new, grown = prune_regrow(w, m, fraction=0.34, grow={"a": np.array([0, 0, 5.0, 0, 1.0, 0])})
     >>> new["a"].astype(int).tolist(), grown["a"].tolist()
-    [[0, 1, 1, 1, 0, 0], [2]]
+    ([0, 1, 1, 1, 0, 0], [2])
     """
     f = check_finite_scalar("fraction", fraction)
     if not 0.0 <= f <= 1.0:
