@@ -15,7 +15,9 @@ times that budget, as the procedure does; stated in the output):
   reshuffled inside each layer before training (the sanity check of Frankle et al. 2021);
 * **SET** (ER init, ζ = 0.3 constant, random regrowth) and **RigL** (ERK init, α = 0.3 cosine,
   gradient regrowth): dynamic sparse training, an update every ``dst_update_every`` steps until
-  75 % of training.
+  75 % of training; **DSR** (adaptive global threshold, regrowth reallocated across layers by their
+  surviving weights) and **SNFS** (magnitude pruning, regrowth redistributed and placed by the
+  momentum of the dense gradient), both from uniform random masks.
 
 Bits per parameter: the final model's mask and kept values coded by
 :func:`ratedist.pruning.cost` (Bernoulli range-coded mask, kept values quantized to ``b`` bits
@@ -62,7 +64,7 @@ __all__ = ["NAME", "METHODS", "Config", "config", "run_method", "compute", "make
 
 NAME = "sparse"
 METHODS = ("GMP", "LTH-rewind", "LTH-reinit", "LTH-random-mask", "SNIP", "SNIP-reshuffled", "GraSP", "SynFlow",
-           "FORCE", "Random", "SET", "RigL")
+           "FORCE", "Random", "SET", "RigL", "DSR", "SNFS")
 #: our method name -> the published row it is compared with
 PUBLISHED_NAME = {"SNIP": "SNIP", "RigL": "RigL", "DSR": "DSR", "SNFS": "SNFS"}
 N_TEST = 450
@@ -142,7 +144,7 @@ def run_method(method: str, model: str, seed: int, s: float, cfg: Config, data) 
         if method == "SNIP-reshuffled":
             masks = sparse.reshuffle_masks(masks, seed=seed + 17)
         res = sparse.train_fixed_mask(net, masks, xy, epochs=cfg.epochs, seed=seed, **tr)
-    elif method in ("SET", "RigL"):
+    elif method in ("SET", "RigL", "DSR", "SNFS"):
         res = sparse.train_dst(net, xy, method=method.lower(), sparsity=s, epochs=cfg.epochs, seed=seed,
                                update_every=cfg.dst_update_every, **tr)
     else:

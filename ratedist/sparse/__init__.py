@@ -11,7 +11,7 @@ extra that work on any ``nn.Module`` (masks keyed by ``named_parameters()`` name
 * :mod:`ratedist.sparse.pai` — SNIP, GraSP, SynFlow (iterative, data-free), FORCE and random
   masks at initialization;
 * :mod:`ratedist.sparse.dst` — SET and RigL (prune by magnitude, regrow at random or by
-  gradient, cosine-decayed update fraction).
+  gradient, cosine-decayed update fraction), DSR and SNFS (capacity moved across layers).
 
 Torch is imported only inside the training functions.
 """
@@ -37,7 +37,7 @@ from .imp import (
     rewound_weights,
 )
 from .pai import PAI_METHODS, pai_masks, pai_scores, train_fixed_mask
-from .dst import DST_METHODS, largest_k, prune_regrow, smallest_k, train_dst, update_fraction
+from .dst import DST_METHODS, dsr_update, largest_k, prune_regrow, smallest_k, snfs_update, train_dst, update_fraction
 
 __all__ = [
     "MaskedModule",
@@ -61,6 +61,8 @@ __all__ = [
     "pai_scores",
     "train_fixed_mask",
     "DST_METHODS",
+    "dsr_update",
+    "snfs_update",
     "largest_k",
     "prune_regrow",
     "smallest_k",
