@@ -22,6 +22,7 @@ CLAIM_MODULES = [
     "ratedist._refinement_claims",
     "ratedist.rd._claims",
     "ratedist.pruning._claims",
+    "ratedist.sparse._claims",
     "ratedist.surp._parallel_claims",
     "ratedist.surp._claims",
     "ratedist.fedpm._claims",
