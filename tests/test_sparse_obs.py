@@ -81,3 +81,19 @@ def test_input_hessians_of_a_module():
     new, masks = obs_prune(w, H, sparsity=0.75)
     assert all(int(masks[k].sum()) == int(np.floor(0.25 * w[k].size + 0.5)) for k in masks)
     assert all(new[k].dtype == np.float32 for k in new)
+
+
+def test_input_hessians_of_a_convolution_match_the_unfolded_layer():
+    """For a conv layer the Hessian is that of its unfolded receptive fields: the conv's output equals
+    the unfolded inputs times weight.reshape(out, -1)ᵀ, so OBS on the reshaped weight is OBS on the conv."""
+    from ratedist.sparse.obs import input_hessians
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1, bias=False).double()
+    net = torch.nn.Sequential(conv)
+    X = torch.randn(4, 2, 5, 5, dtype=torch.float64)
+    H = input_hessians(net, X)["0.weight"]
+    cols = torch.nn.functional.unfold(X, 3, padding=1).transpose(1, 2).reshape(-1, 18)
+    y = (cols @ conv.weight.detach().reshape(3, -1).T).reshape(4, 25, 3).permute(0, 2, 1).reshape(4, 3, 5, 5)
+    np.testing.assert_allclose(y.numpy(), conv(X).detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(H, (cols.T @ cols / cols.shape[0]).numpy(), rtol=1e-12)

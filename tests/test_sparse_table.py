@@ -17,6 +17,13 @@ from ratedist.scripts import repo_root
 
 torch = pytest.importorskip("torch")
 
+N_LAYERS = {"mlp": 3, "cnn": 4}  # layer-wise methods (OBS) round each layer's count
+
+
+def r_model(cell, data):
+    return next(r["model"] for r in data["runs"] if cell in r["cells"])
+
+
 PUBLISHED = {"SNIP": [72.0, 67.2], "DSR": [73.3, 71.6], "SNFS": [74.9, 72.9], "RigL": [74.6, 72.0],
              "SuRP": [75.54, 73.93], "Adaptive": [75.6, 73.9]}  # issue 15, from the slides
 
@@ -37,7 +44,7 @@ def quick(tmp_path_factory):
 
 
 def test_quick_table_cells_are_exact_and_measured(quick):
-    """Every method × sparsity: sparsity within one weight of the target, pruned weights exactly zero,
+    """Every method × sparsity: sparsity within one weight per layer of the target, pruned weights exactly zero,
     accuracies in [0, 1], bits from the stream's length (n_bits = 8 · bytes, bpp = n_bits / n_params)."""
     out, data = quick
     cfg = data["config"]
@@ -45,7 +52,7 @@ def test_quick_table_cells_are_exact_and_measured(quick):
     assert len(cells) == len(cfg["models"]) * len(cfg["seeds"]) * len(cfg["sparsities"]) * len(cfg["methods"])
     for c in cells:
         n = c["n_params"]
-        assert abs(c["sparsity"] - c["target_sparsity"]) * n <= 1.0 + 1e-9, c
+        assert abs(c["sparsity"] - c["target_sparsity"]) * n <= N_LAYERS[r_model(c, data)] + 1e-9, c
         assert c["zero_fraction"] >= c["sparsity"] - 1e-12
         assert 0.0 <= c["accuracy"] <= 1.0 and 0.0 <= c["accuracy_float"] <= 1.0
         assert c["n_bits"] == 8 * c["stream_bytes"]

@@ -11,7 +11,8 @@ extra that work on any ``nn.Module`` (masks keyed by ``named_parameters()`` name
 * :mod:`ratedist.sparse.pai` — SNIP, GraSP, SynFlow (iterative, data-free), FORCE and random
   masks at initialization;
 * :mod:`ratedist.sparse.dst` — SET and RigL (prune by magnitude, regrow at random or by
-  gradient, cosine-decayed update fraction), DSR and SNFS (capacity moved across layers).
+  gradient, cosine-decayed update fraction), DSR and SNFS (capacity moved across layers);
+* :mod:`ratedist.sparse.obs` — layer-wise optimal brain surgeon with the weight update.
 
 Torch is imported only inside the training functions.
 """
@@ -38,6 +39,7 @@ from .imp import (
 )
 from .pai import PAI_METHODS, pai_masks, pai_scores, train_fixed_mask
 from .dst import DST_METHODS, dsr_update, largest_k, prune_regrow, smallest_k, snfs_update, train_dst, update_fraction
+from .obs import input_hessians, obs_layer, obs_prune
 
 __all__ = [
     "MaskedModule",
@@ -68,4 +70,7 @@ __all__ = [
     "smallest_k",
     "train_dst",
     "update_fraction",
+    "input_hessians",
+    "obs_layer",
+    "obs_prune",
 ]

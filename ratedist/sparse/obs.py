@@ -3,8 +3,8 @@
 For a linear map ``y = W x`` with inputs of second moment ``H = E[x xᵀ]`` (the exact Hessian of
 the layer's squared output error, ``½ E‖(W' − W) x‖²``), removing weight ``q`` of a row costs
 ``w_q² / (2 [H⁻¹]_qq)`` and the surviving weights of that row move by
-``δw = −(w_q / [H⁻¹]_qq) H⁻¹ e_q``.  :func:`obs_layer` removes weights greedily one at a time in
-every row (all rows in step, vectorized), downdating ``H⁻¹`` after each removal
+``δw = −(w_q / [H⁻¹]_qq) H⁻¹ e_q``.  :func:`obs_layer` removes weights greedily one at a time
+(or ``block`` at a time) in every row, downdating ``H⁻¹`` after each removal
 (``H⁻¹ ← H⁻¹ − H⁻¹ e_q e_qᵀ H⁻¹ / [H⁻¹]_qq``), so that after the last removal the surviving
 weights are the least-squares optimum for the chosen support.  Framework-free; the inputs'
 second moments of a torch model's linear layers come from :func:`input_hessians`.
@@ -29,7 +29,7 @@ from .masks import _torch, check_sparsity
 __all__ = ["obs_layer", "obs_prune", "input_hessians"]
 
 
-def obs_layer(weight, hessian, *, sparsity: float, damp: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def obs_layer(weight, hessian, *, sparsity: float, damp: float = 1e-4, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Prune one linear layer's rows by greedy OBS with exact inverse-Hessian downdates.
 
     Parameters
@@ -41,6 +41,11 @@ def obs_layer(weight, hessian, *, sparsity: float, damp: float = 1e-4) -> tuple[
         Fraction of the layer's weights to remove, in [0, 1).
     damp : float
         Relative diagonal damping (``>= 0``).
+    block : int
+        Weights removed per step in a row (``1``: the exact greedy OBS).  A step removes the
+        ``block`` weights of smallest saliency together with the exact multi-weight update
+        ``δw = −H⁻¹[:, Q] (H⁻¹[Q, Q])⁻¹ w_Q``, so the survivors stay the least-squares optimum
+        of their support; only the choice of support becomes coarser.
 
     Returns
     -------
@@ -55,10 +60,14 @@ def obs_layer(weight, hessian, *, sparsity: float, damp: float = 1e-4) -> tuple[
     >>> int(m.sum()), bool(np.all(W2[~m] == 0))
     (9, True)
     """
+    from .._validation import check_int
+    from .dst import smallest_k
+
     s = check_sparsity(sparsity)
     damp = check_finite_scalar("damp", damp)
     if damp < 0:
         raise InvalidArgumentError(f"`damp` must be >= 0, got {damp!r}.")
+    block = check_int("block", block, minimum=1)
     W = np.array(_to_numpy(weight), dtype=np.float64)
     H = np.array(_to_numpy(hessian), dtype=np.float64)
     if W.ndim != 2:
@@ -73,27 +82,28 @@ def obs_layer(weight, hessian, *, sparsity: float, damp: float = 1e-4) -> tuple[
     Hd = 0.5 * (H + H.T)
     Hd[np.diag_indices(d)] += damp * max(float(np.mean(np.diag(Hd))), 1e-12)
     Hinv = np.linalg.inv(Hd)
-    Hi = np.broadcast_to(Hinv, (out_dim, d, d)).copy()
     alive = np.ones((out_dim, d), dtype=bool)
-    rows = np.arange(out_dim)
-    for t in range(int(per_row.max(initial=0))):
-        r = rows[per_row > t]
-        diag = np.diagonal(Hi[r], axis1=1, axis2=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sal = np.where(alive[r], W[r] ** 2 / diag, np.inf)
-        q = np.argmin(sal, axis=1)  # ties: the smaller index
-        hq = Hi[r, :, q]                          # (R, d): H⁻¹ e_q
-        hqq = hq[np.arange(r.size), q]
-        W[r] -= (W[r, q] / hqq)[:, None] * hq
-        W[r, q] = 0.0
-        Hi[r] -= hq[:, :, None] * hq[:, None, :] / hqq[:, None, None]
-        alive[r, q] = False
+    for r in range(out_dim):
+        w, Hi, al = W[r], Hinv.copy(), alive[r]
+        left = int(per_row[r])
+        while left > 0:
+            b = min(block, left)
+            idx = np.flatnonzero(al)
+            sal = w[idx] ** 2 / np.diagonal(Hi)[idx]
+            Q = idx[smallest_k(sal, b)]            # ties: the smaller index
+            HQ = Hi[:, Q]                          # (d, b)
+            S = HQ[Q]                              # (b, b) = H⁻¹[Q, Q]
+            w -= HQ @ np.linalg.solve(S, w[Q])
+            Hi -= HQ @ np.linalg.solve(S, HQ.T)
+            w[Q] = 0.0
+            al[Q] = False
+            left -= b
     W[~alive] = 0.0
     return W, alive
 
 
 def obs_prune(weights: Mapping[str, Any], hessians: Mapping[str, Any], *, sparsity: float,
-              damp: float = 1e-4) -> tuple[dict, dict]:
+              damp: float = 1e-4, block: int = 1) -> tuple[dict, dict]:
     """Layer-wise OBS on every tensor that has a Hessian, each layer at ``sparsity`` (uniform allocation).
 
     Returns ``(new_weights, masks)``: new weights for every tensor of ``weights`` (the pruned
@@ -108,7 +118,7 @@ def obs_prune(weights: Mapping[str, Any], hessians: Mapping[str, Any], *, sparsi
     for k, v in weights.items():
         a = np.asarray(_to_numpy(v))
         if k in hessians:
-            w2, m = obs_layer(a.reshape(a.shape[0], -1), hessians[k], sparsity=sparsity, damp=damp)
+            w2, m = obs_layer(a.reshape(a.shape[0], -1), hessians[k], sparsity=sparsity, damp=damp, block=block)
             out[k] = w2.reshape(a.shape).astype(a.dtype)
             masks[k] = m.reshape(a.shape)
         else:
@@ -117,26 +127,35 @@ def obs_prune(weights: Mapping[str, Any], hessians: Mapping[str, Any], *, sparsi
 
 
 def input_hessians(module, X) -> dict[str, np.ndarray]:
-    """``Xᵀ X / n`` of the inputs of every bias-free or biased ``nn.Linear`` of ``module`` on inputs ``X``.
+    """Second moments ``Xᵀ X / n`` of the inputs of every ``nn.Linear`` and ``nn.Conv2d`` of ``module``.
 
-    Keys are the linear layers' weight parameter names (``"<module name>.weight"``); float64.
+    A convolution's input is unfolded into its receptive fields (``torch.nn.functional.unfold``,
+    channel-major like ``weight.reshape(out, -1)``), one row per output position.  Keys are the
+    layers' weight parameter names (``"<module name>.weight"``); float64.
     """
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise InvalidArgumentError(f"`module` must be a torch.nn.Module, got {type(module).__name__}.")
+    F = torch.nn.functional
     acc: dict = {}
     hooks = []
     for name, sub in module.named_modules():
+        key = f"{name}.weight" if name else "weight"
         if isinstance(sub, torch.nn.Linear):
-            key = f"{name}.weight" if name else "weight"
-
             def hook(mod, inp, _out, key=key):
                 x = inp[0].detach().reshape(-1, inp[0].shape[-1]).double()
                 acc[key] = (x.T @ x / x.shape[0]).cpu().numpy()
-
-            hooks.append(sub.register_forward_hook(hook))
+        elif isinstance(sub, torch.nn.Conv2d) and sub.groups == 1 and isinstance(sub.padding, tuple):
+            def hook(mod, inp, _out, key=key):
+                cols = F.unfold(inp[0].detach().double(), mod.kernel_size, dilation=mod.dilation,
+                                padding=mod.padding, stride=mod.stride)          # (N, C·kh·kw, L)
+                x = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+                acc[key] = (x.T @ x / x.shape[0]).cpu().numpy()
+        else:
+            continue
+        hooks.append(sub.register_forward_hook(hook))
     if not hooks:
-        raise InvalidArgumentError("`module` has no nn.Linear layer; layer-wise OBS here covers linear layers.")
+        raise InvalidArgumentError("`module` has no nn.Linear or nn.Conv2d layer (groups=1) for layer-wise OBS.")
     was = module.training
     try:
         module.eval()
