@@ -12,7 +12,9 @@ extra that work on any ``nn.Module`` (masks keyed by ``named_parameters()`` name
   masks at initialization;
 * :mod:`ratedist.sparse.dst` — SET and RigL (prune by magnitude, regrow at random or by
   gradient, cosine-decayed update fraction), DSR and SNFS (capacity moved across layers);
-* :mod:`ratedist.sparse.obs` — layer-wise optimal brain surgeon with the weight update.
+* :mod:`ratedist.sparse.obs` — layer-wise optimal brain surgeon with the weight update;
+* :mod:`ratedist.sparse.regularized` — L0 hard-concrete gates and sparse variational dropout,
+  with the λ search that reaches a requested sparsity.
 
 Torch is imported only inside the training functions.
 """
@@ -40,6 +42,7 @@ from .imp import (
 from .pai import PAI_METHODS, pai_masks, pai_scores, train_fixed_mask
 from .dst import DST_METHODS, dsr_update, largest_k, prune_regrow, smallest_k, snfs_update, train_dst, update_fraction
 from .obs import input_hessians, obs_layer, obs_prune
+from .regularized import REGULARIZERS, search_lambda, train_regularized
 
 __all__ = [
     "MaskedModule",
@@ -73,4 +76,7 @@ __all__ = [
     "input_hessians",
     "obs_layer",
     "obs_prune",
+    "REGULARIZERS",
+    "search_lambda",
+    "train_regularized",
 ]
