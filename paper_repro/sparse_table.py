@@ -20,7 +20,10 @@ times that budget, as the procedure does; stated in the output):
   momentum of the dense gradient), both from uniform random masks;
 * **OBD** (Hessian diagonal by Hutchinson's estimator, global cut) and **OBS** (layer-wise optimal brain
   surgeon with the weight update, each layer at the target; full run only): one shot after half the
-  budget of dense training, then masked fine-tuning for the other half.
+  budget of dense training, then masked fine-tuning for the other half;
+* **L0** (hard-concrete gates) and **VD** (sparse variational dropout), full run only: a bisection on
+  log λ over at most ``reg_trials`` trainings of the full budget each, keeping the trial whose natural
+  sparsity is closest to the target; its masks meet the target exactly by ranking the gates.
 
 Bits per parameter: the final model's mask and kept values coded by
 :func:`ratedist.pruning.cost` (Bernoulli range-coded mask, kept values quantized to ``b`` bits
@@ -67,9 +70,12 @@ __all__ = ["NAME", "METHODS", "Config", "config", "run_method", "compute", "make
 
 NAME = "sparse"
 METHODS = ("GMP", "LTH-rewind", "LTH-reinit", "LTH-random-mask", "SNIP", "SNIP-reshuffled", "GraSP", "SynFlow",
-           "FORCE", "Random", "SET", "RigL", "DSR", "SNFS", "OBD", "OBS")
-#: quick mode leaves out layer-wise OBS (seconds per layer on one core at the MLP's 256 inputs)
-QUICK_METHODS = tuple(m for m in METHODS if m != "OBS")
+           "FORCE", "Random", "SET", "RigL", "DSR", "SNFS", "OBD", "OBS", "L0", "VD")
+#: quick mode leaves out layer-wise OBS (seconds per layer on one core at the MLP's 256 inputs) and the
+#: λ searches of L0 and VD (``reg_trials`` trainings per cell)
+QUICK_METHODS = tuple(m for m in METHODS if m not in ("OBS", "L0", "VD"))
+#: λ search intervals (bisection on log λ)
+LAMBDA_RANGE = {"L0": (1e-2, 1e3), "VD": (1e-4, 10.0)}
 #: our method name -> the published row it is compared with
 PUBLISHED_NAME = {"SNIP": "SNIP", "RigL": "RigL", "DSR": "DSR", "SNFS": "SNFS"}
 N_TEST = 450
@@ -97,6 +103,7 @@ class Config:
     dst_update_every: int = 10
     obs_block: int = 16
     hutchinson_samples: int = 16
+    reg_trials: int = 5
     value_bits: tuple = (2, 3, 4, 5, 6, 8)
     decode_tolerance: float = 0.005
 
@@ -176,11 +183,24 @@ def run_method(method: str, model: str, seed: int, s: float, cfg: Config, data) 
                 new, masks = obs_prune(w, input_hessians(net, data.X_train), sparsity=s, block=cfg.obs_block)
         C.set_weights(net, new)
         res = sparse.train_fixed_mask(net, masks, xy, epochs=cfg.epochs - first, seed=seed + 1, **tr)
+    elif method in ("L0", "VD"):
+        import warnings
+
+        lo, hi = LAMBDA_RANGE[method]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence is recorded in the cell
+            res = sparse.search_lambda(lambda: C.make_model(model, seed), xy, method=method.lower(), sparsity=s,
+                                       epochs=cfg.epochs, seed=seed, lam_low=lo, lam_high=hi, n_trials=cfg.reg_trials,
+                                       lr=cfg.lr, batch_size=cfg.batch)
+        C.set_weights(net, res.weights)
+        epochs_used = cfg.epochs * len(res.extra["search"])
+        extra = {"lambda": res.extra["lam"], "natural_sparsity": res.extra["natural_sparsity"],
+                 "lambda_search_converged": res.extra["converged"]}
     else:
         from ratedist.errors import InvalidArgumentError
 
         raise InvalidArgumentError(f"`method` {method!r} is not one of {', '.join(METHODS)}.")
-    return {"net": net, "masks": res.masks, "weights": res.weights, "accuracy_float": C.accuracy(net, data.X_test, data.y_test),
+    return {"extra": extra if method in ("L0", "VD") else {},"net": net, "masks": res.masks, "weights": res.weights, "accuracy_float": C.accuracy(net, data.X_test, data.y_test),
             "epochs": epochs_used}
 
 
@@ -218,6 +238,7 @@ def run_one(model: str, seed: int, cfg: Config) -> dict:
             kept = sum(int(m.sum()) for m in r["masks"].values())
             rec = {"method": method, "target_sparsity": s, "sparsity": 1.0 - kept / n, "zero_fraction": zeros / n,
                    "n_params": n, "accuracy_float": r["accuracy_float"], "epochs": r["epochs"]}
+            rec.update(r["extra"])
             rec.update(_measured_bits(r["net"], r["weights"], r["masks"], r["accuracy_float"], cfg, data))
             rec["seconds"] = time.perf_counter() - t0
             out["cells"].append(rec)

@@ -74,7 +74,8 @@ def train_regularized(module, data, *, method: str, lam: float, epochs: int, see
     Returns
     -------
     SparseResult
-        Weights with pruned entries zero (L0: the test-time gate folded into the weight);
+        Weights with pruned entries zero (L0: the test-time gate folded into the weight where it is
+        open);
         ``extra["natural_sparsity"]`` and ``extra["lam"]``.
     """
     torch = _torch()
@@ -133,7 +134,9 @@ def train_regularized(module, data, *, method: str, lam: float, epochs: int, see
             keep_score = {k: extra_p[k].detach().double().numpy() for k in keys}
             zhat = {k: torch.clamp(torch.sigmoid(extra_p[k]) * (HC_ZETA - HC_GAMMA) + HC_GAMMA, 0, 1) for k in keys}
             natural = {k: (zhat[k] > 0).numpy() for k in keys}
-            folded = {k: (params[k] * zhat[k]).numpy() for k in keys}
+            # the test-time gate folded into the weight; a weight the exact target keeps although its
+            # gate is closed (natural sparsity above the target) keeps its raw value
+            folded = {k: torch.where(zhat[k] > 0, params[k] * zhat[k], params[k]).numpy() for k in keys}
         else:
             la = {k: log_alpha_vd(k) for k in keys}
             keep_score = {k: -la[k].double().numpy() for k in keys}
