@@ -175,10 +175,14 @@ def run_method(method: str, model: str, seed: int, s: float, cfg: Config, data) 
             masks = pruning.prune(w, method="global", sparsity=s, scores=pruning.obd(w, h)).masks
             new = pruning.apply_masks(w, masks)
         else:
-            from threadpoolctl import threadpool_limits
+            import contextlib
 
             from ratedist.sparse.obs import input_hessians, obs_prune
 
+            try:  # threadpoolctl comes with scikit-learn (the torch extra); without it BLAS keeps its threads
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover
+                threadpool_limits = lambda n: contextlib.nullcontext()  # noqa: E731
             with threadpool_limits(1):  # small matrices: BLAS threads only contend
                 new, masks = obs_prune(w, input_hessians(net, data.X_train), sparsity=s, block=cfg.obs_block)
         C.set_weights(net, new)

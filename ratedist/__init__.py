@@ -2,7 +2,8 @@
 
 Rate-distortion functions and Blahut–Arimoto (:mod:`ratedist.rd`), output-
 perturbation bounds, successive-refinement codebooks, the SuRP codec, FedPM and
-its baselines, pruning baselines, and the claims ledger behind ``ratedist verify``.
+its baselines, pruning baselines, sparse training methods (:mod:`ratedist.sparse`),
+and the claims ledger behind ``ratedist verify``.
 Everything is computed in nats; information-valued functions take ``units="bits"``.
 """
 
@@ -20,6 +21,7 @@ from . import bounds, refinement
 from .bounds import measured_perturbation, perturbation_bounds
 from .refinement import make_refinement_code, measure_refinement
 from . import pruning
+from . import sparse
 from . import compressors, fedpm
 from . import surp
 from . import quant
@@ -55,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "errors",
     "pruning",
+    "sparse",
     "compressors",
     "fedpm",
     "surp",
