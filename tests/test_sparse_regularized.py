@@ -46,12 +46,13 @@ def test_natural_sparsity_grows_with_lambda_and_masks_are_exact(method, lams):
     assert nat[1] > nat[0]
 
 
-def test_vd_lambda_search_reaches_the_target():
-    """The bisection on log λ finds a VD penalty whose natural sparsity (log α > 3 pruned) is within TOL of
-    the target, and records every trial."""
+@pytest.mark.parametrize("method,lo,hi", [("vd", 1e-3, 10.0), ("l0", 1e-2, 1e3)])
+def test_lambda_search_reaches_the_target(method, lo, hi):
+    """The bisection on log λ finds a penalty whose natural sparsity (VD: log α > 3 pruned; L0: closed
+    test-time gates) is within TOL of the target, and records every trial."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        res = search_lambda(_net, _data(), method="vd", sparsity=0.6, epochs=20, seed=0, lam_low=1e-3, lam_high=10.0,
+        res = search_lambda(_net, _data(), method=method, sparsity=0.6, epochs=20, seed=0, lam_low=lo, lam_high=hi,
                             n_trials=10, tolerance=TOL, batch_size=32)
     assert abs(res.extra["natural_sparsity"] - 0.6) <= TOL and res.extra["converged"]
     assert len(res.extra["search"]) >= 1
