@@ -406,7 +406,7 @@ def make_table(data: dict) -> str:
                                                          "noise margin (points)", "here"], rows), ""]
     lines += ["## Notes", "",
               "- Sparsity counts every parameter (the networks are bias-free); every method meets its target "
-              "within one weight.",
+              "within one weight (layer-wise OBS: one weight per layer).",
               "- The published rows are ResNet-50 on ImageNet (25 M weights); these are digits networks of a few "
               "10^4 weights, so only orderings are comparable.",
               "- Claims: 'within noise' is |difference| <= 2 margins; 'beats' is difference > 1 margin; "
