@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _to_numpy, check_choice, check_finite_scalar, check_int, check_weights
+from .._validation import _to_numpy, check_choice, check_finite_scalar, check_int
 from ..errors import InvalidArgumentError, InvalidShapeError
 from .imp import SparseResult, _sparsity_over
 from .masks import _torch, check_masks, check_sparsity, module_weights, random_masks, train_masked

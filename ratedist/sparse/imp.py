@@ -30,7 +30,7 @@ from .._validation import check_choice, check_finite_scalar, check_int, check_we
 from ..errors import InvalidArgumentError
 from ..pruning.allocation import prune
 from ..pruning.schedules import cubic_schedule, geometric_schedule
-from .masks import MaskedModule, _torch, check_masks, check_sparsity, module_weights, reshuffle_masks, train_masked
+from .masks import _torch, check_masks, check_sparsity, module_weights, reshuffle_masks, train_masked
 
 __all__ = [
     "magnitude_step",
