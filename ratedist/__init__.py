@@ -2,7 +2,8 @@
 
 Rate-distortion functions and Blahut–Arimoto (:mod:`ratedist.rd`), output-
 perturbation bounds, successive-refinement codebooks, the SuRP codec, FedPM and
-its baselines, pruning baselines, and the claims ledger behind ``ratedist verify``.
+its baselines, pruning baselines, sparse training methods (:mod:`ratedist.sparse`),
+and the claims ledger behind ``ratedist verify``.
 Everything is computed in nats; information-valued functions take ``units="bits"``.
 """
 
@@ -55,7 +56,7 @@ _EXPORTS = {
     'model_rate_distortion': '.rd',
     'pooled_rate_distortion': '.rd',
 }
-_SUBMODULES = ('bounds', 'refinement', 'pruning', 'compressors', 'fedpm', 'surp', 'quant',)
+_SUBMODULES = ('bounds', 'refinement', 'pruning', 'sparse', 'compressors', 'fedpm', 'surp', 'quant',)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
@@ -64,6 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "errors",
     "pruning",
+    "sparse",
     "compressors",
     "fedpm",
     "surp",
