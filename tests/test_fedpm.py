@@ -84,9 +84,10 @@ def test_counter_hash_golden_and_thread_invariance():
     depend on the number of numba threads, and invalid θ is counted by the kernel and reported by name."""
     import numba
 
-    from ratedist.kernels._fedpm_cpu import _mix64_py, counter_uniforms_reference
+    from ratedist.kernels._fedpm_cpu import counter_uniforms_reference
+    from ratedist.kernels._mix import mix64_int
 
-    assert _mix64_py(0x9E3779B97F4A7C15) == 0xE220A8397B1DCDAF
+    assert mix64_int(0x9E3779B97F4A7C15) == 0xE220A8397B1DCDAF
     u = counter_uniforms_reference(0, -1, 4)  # c = mix64(0) = 0: the splitmix64 sequence from state 0
     assert int(u[0]) == 0x7B1DCDAF and int(u[1]) == 0xE220A839
     theta = np.random.default_rng(3).random((3, 50_001))
@@ -369,3 +370,24 @@ def test_fedpm_error_figure_quick(tmp_path):
         for p in curve["points"]:
             assert p["exact"] <= p["bound"] * (1 + EPS) and p["error"] - p["ci95"] <= p["bound"] * (1 + EPS)
     assert (tmp_path / "fedpm_error.png").stat().st_size > 10_000
+
+
+def test_one_mixer_three_spellings():
+    """The numba, array and integer spellings of splitmix64's finalizer (ratedist/kernels/_mix.py) give
+    the same 64-bit outputs on edge values and random inputs."""
+    from numba import njit
+
+    from ratedist.kernels._mix import mix64, mix64_array, mix64_int
+
+    @njit
+    def _apply(z):
+        out = np.empty_like(z)
+        for i in range(z.size):
+            out[i] = mix64(z[i])
+        return out
+
+    z = np.concatenate([np.array([0, 1, 2**63, 2**64 - 1], dtype=np.uint64),
+                        np.random.default_rng(0).integers(0, 2**64 - 1, size=1000, dtype=np.uint64)])
+    a = mix64_array(z)
+    assert np.array_equal(_apply(z), a)
+    assert [mix64_int(int(v)) for v in z] == [int(v) for v in a]

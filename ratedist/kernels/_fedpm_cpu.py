@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._mix import mix64, mix64_array, mix64_int
+
 __all__ = [
     "write_fields",
     "write_fields_reference",
@@ -147,26 +149,14 @@ _TWO32 = 4294967296.0
 # (a numba.cuda or CuPy twin) gives the same bits.
 
 _G = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _LO32 = np.uint64(0xFFFFFFFF)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _BLOCK = 8192  # 64-bit words per parallel work item (16384 entries)
 
 
 @njit(inline="always")
-def _mix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(inline="always")
 def _client_key(key, k):
-    return _mix64(key + np.uint64(k + 1) * _G)
+    return mix64(key + np.uint64(k + 1) * _G)
 
 
 @njit(inline="always")
@@ -185,14 +175,14 @@ def _count_block(rows, n_rows, key, client0, j0, j1, counts):
         theta = rows[c]
         ck = _client_key(key, client0 + c)
         for j in range(j0, jp):
-            w = _mix64(ck + np.uint64(j + 1) * _G)
+            w = mix64(ck + np.uint64(j + 1) * _G)
             t0 = np.float64(theta[2 * j])
             t1 = np.float64(theta[2 * j + 1])
             nb += (not _valid(t0)) + (not _valid(t1))
             counts[2 * j] += np.float64(w & _LO32) < t0 * _TWO32
             counts[2 * j + 1] += np.float64(w >> _S32) < t1 * _TWO32
         if j1 > half:
-            w = _mix64(ck + np.uint64(half + 1) * _G)
+            w = mix64(ck + np.uint64(half + 1) * _G)
             t0 = np.float64(theta[d - 1])
             nb += not _valid(t0)
             counts[d - 1] += np.float64(w & _LO32) < t0 * _TWO32
@@ -208,14 +198,14 @@ def _mask_block(theta, key, client0, j0, j1, out):
     for c in range(n_rows):
         ck = _client_key(key, client0 + c)
         for j in range(j0, jp):
-            w = _mix64(ck + np.uint64(j + 1) * _G)
+            w = mix64(ck + np.uint64(j + 1) * _G)
             t0 = np.float64(theta[c, 2 * j])
             t1 = np.float64(theta[c, 2 * j + 1])
             nb += (not _valid(t0)) + (not _valid(t1))
             out[c, 2 * j] = np.float64(w & _LO32) < t0 * _TWO32
             out[c, 2 * j + 1] = np.float64(w >> _S32) < t1 * _TWO32
         if j1 > half:
-            w = _mix64(ck + np.uint64(half + 1) * _G)
+            w = mix64(ck + np.uint64(half + 1) * _G)
             t0 = np.float64(theta[c, d - 1])
             nb += not _valid(t0)
             out[c, d - 1] = np.float64(w & _LO32) < t0 * _TWO32
@@ -262,29 +252,14 @@ def counter_bernoulli_serial(theta, key, client0, out):
     return _mask_block(theta, key, client0, 0, (theta.shape[1] + 1) >> 1, out)
 
 
-def _mix64_reference(xp, z):
-    # uint64 array arithmetic wraps modulo 2^64 (NumPy and CuPy)
-    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(0x94D049BB133111EB)
-    return z ^ (z >> xp.uint64(31))
-
-
 def counter_uniforms_reference(key: int, client: int, d: int, xp=np):
     """The 32-bit uniforms ``u_{client, 0..d-1}`` (uint32) in plain array arithmetic (NumPy or CuPy)."""
     g = 0x9E3779B97F4A7C15
-    ck = _mix64_py(int(key) + (int(client) + 1) * g)  # Python ints, wrapped explicitly
+    ck = mix64_int(int(key) + (int(client) + 1) * g)  # Python ints, wrapped explicitly
     j = xp.arange(1, (d + 1) // 2 + 1, dtype=xp.uint64)
-    w = _mix64_reference(xp, xp.uint64(ck) + j * xp.uint64(g))
+    w = mix64_array(xp.uint64(ck) + j * xp.uint64(g))
     u = xp.stack([w & xp.uint64(0xFFFFFFFF), w >> xp.uint64(32)], axis=1).reshape(-1)[:d]
     return u.astype(xp.uint32)
-
-
-def _mix64_py(z: int) -> int:
-    mask = (1 << 64) - 1
-    z &= mask
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-    return z ^ (z >> 31)
 
 
 def counter_bernoulli_reference(theta, key: int, client0: int = 0):

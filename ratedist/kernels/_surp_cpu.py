@@ -40,6 +40,8 @@ from numba import njit, prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from ._mix import mix64
+
 __all__ = [
     "mix64",
     "sigma",
@@ -64,27 +66,15 @@ __all__ = [
 ]
 
 N_KEYS = 4
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _H1 = np.uint64(0xD6E8FEB86659FD93)
 _H2 = np.uint64(0xA3B195354A39B70D)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _TSTEP = np.uint64(0xD1B54A32D192ED03)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _S29 = np.uint64(29)
 _KEY_SHIFT = np.uint64(44)
 _NB = 1 << 19  # buckets: top 20 bits of a positive float64 (sign 0, exponent, 8 mantissa bits)
-
-
-@njit(cache=True, inline="always")
-def mix64(z):
-    """splitmix64 finalizer on uint64 (wrapping arithmetic)."""
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
 
 
 @njit(cache=True, inline="always")

@@ -79,6 +79,7 @@ import numpy as np
 from .._backend import cuda_simulated, has_cuda, has_numba
 from .._validation import check_choice, check_int
 from ..errors import BackendUnavailableError, CorruptStreamError, InvalidArgumentError
+from ..kernels._mix import mix64_array
 from ._base import TensorCode, tensor_distortion
 
 __all__ = ["BitshiftTrellisCoder", "RATES", "BLOCK_WEIGHTS", "MAX_K", "MAX_V", "codebook", "pack_codes",
@@ -157,15 +158,6 @@ def _normal_lower_quantile(y: np.ndarray) -> np.ndarray:
     return -np.where(tail, xt, xc)
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """A 64-bit integer finalizer (xor-shift-multiply, splitmix64's constants); wraps mod 2^64."""
-    z = z ^ (z >> np.uint64(30))
-    z = z * np.uint64(0xBF58476D1CE4E5B9)
-    z = z ^ (z >> np.uint64(27))
-    z = z * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 @functools.lru_cache(maxsize=8)
 def _uniforms(L: int, v: int) -> np.ndarray:
     """w[j, s] ∈ (0, 1), an odd multiple of 2^-53 hashed from (s, j); read-only, shape (V, 2^L)."""
@@ -173,7 +165,7 @@ def _uniforms(L: int, v: int) -> np.ndarray:
     j = np.arange(v, dtype=np.uint64)[:, None]
     z = (s[None, :] << np.uint64(4)) | j
     with np.errstate(over="ignore"):
-        h = _mix64(z * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x5851F42D4C957F2D))
+        h = mix64_array(z * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x5851F42D4C957F2D))
     w = ((h >> np.uint64(12)).astype(np.float64) * 2.0 + 1.0) * 2.0 ** -53
     w.setflags(write=False)
     return w

@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels._mix import mix64_int
 from .encoder import SequentialParams, SequentialTrace, encode_sequential
 
 __all__ = ["permutation_domain", "key_base", "next_prime", "Permutations", "run_reference",
            "encode_reference"]
 
 _MASK = (1 << 64) - 1
-_C1, _C2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_C2 = 0x94D049BB133111EB
 _H1, _H2 = 0xD6E8FEB86659FD93, 0xA3B195354A39B70D
 _GOLD, _TSTEP = 0x9E3779B97F4A7C15, 0xD1B54A32D192ED03
 N_KEYS = 4
 N_STRIDES = 4096
-
-
-def _mix_int(z: int) -> int:
-    z &= _MASK
-    z = ((z ^ (z >> 30)) * _C1) & _MASK
-    z = ((z ^ (z >> 27)) * _C2) & _MASK
-    return z ^ (z >> 31)
 
 
 def _h_np(x: np.ndarray) -> np.ndarray:
@@ -41,7 +35,7 @@ def _h_np(x: np.ndarray) -> np.ndarray:
 
 def key_base(seed: int) -> int:
     """64-bit key of the permutations for ``seed``."""
-    return _mix_int((int(seed) & _MASK) ^ _GOLD)
+    return mix64_int((int(seed) & _MASK) ^ _GOLD)
 
 
 def permutation_domain(n: int) -> tuple[int, int]:
@@ -115,18 +109,18 @@ class Permutations:
         self.n = int(n)
         self.prime = next_prime(n)
         self.base = key_base(seed)
-        self.sigma_keys = [_mix_int(self.base + (r + 1) * _GOLD) for r in range(N_KEYS)]
+        self.sigma_keys = [mix64_int(self.base + (r + 1) * _GOLD) for r in range(N_KEYS)]
         self.big_a, self.bbits = permutation_domain(self.prime)
 
     def affine(self, t: int) -> tuple[int, int]:
         """(a_t, b_t): a_t from a keyed table of N_STRIDES strides, b_t uniform in [0, P)."""
-        kt = _mix_int(self.base + t * _TSTEP)
-        q = _mix_int(kt ^ _GOLD) & (N_STRIDES - 1)
-        b = _mix_int((kt + _GOLD) & _MASK) % self.prime
+        kt = mix64_int(self.base + t * _TSTEP)
+        q = mix64_int(kt ^ _GOLD) & (N_STRIDES - 1)
+        b = mix64_int((kt + _GOLD) & _MASK) % self.prime
         return self.stride(q), b
 
     def stride(self, q: int) -> int:
-        return _mix_int(self.base ^ (((q + 1) * _C2) & _MASK)) % (self.prime - 1) + 1
+        return mix64_int(self.base ^ (((q + 1) * _C2) & _MASK)) % (self.prime - 1) + 1
 
     def stride_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The stride table and its inverses mod P (int64), as the kernels take them."""
