@@ -15,7 +15,7 @@ from .errors import (
     InvalidShapeError,
     RatedistError,
 )
-from .io import load_weights, save_weights
+from .io import WeightsSource, load_weights, open_weights, save_weights
 from . import bounds, refinement
 from .bounds import measured_perturbation, perturbation_bounds
 from .refinement import make_refinement_code, measure_refinement
@@ -70,6 +70,8 @@ __all__ = [
     "RatedistError",
     "load_weights",
     "save_weights",
+    "open_weights",
+    "WeightsSource",
     "bounds",
     "refinement",
     "measured_perturbation",

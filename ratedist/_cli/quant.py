@@ -69,7 +69,7 @@ def format_report(r) -> str:
 def run_encode(args):
     from .. import quant
     from .._validation import check_int, check_positive
-    from ..io import open_weights
+    from ..io import codable_weights, open_weights
 
     rate = distortion = None
     if args.rate is not None:
@@ -91,8 +91,11 @@ def run_encode(args):
         opts["L"] = check_int("--L", args.trellis_l, minimum=2, maximum=16)
     with open_weights(args.input) as src:
         out = check_output(args.output, input_paths(src), suffixes=(".rdst",))
-        weights = {n: src.value(n, copy=True) for n in src}
-        dtypes = stored_dtype_note(src, list(src))
+        kept, notes = codable_weights(src)  # integer buffers (num_batches_tracked...) are not quantized
+        if not kept:
+            raise InvalidArgumentError(f"`IN` {args.input!r} has no floating-point tensor to quantize.")
+        weights = {n: src.value(n, copy=True) for n in kept}
+        dtypes = stored_dtype_note(src, list(kept))
     enc = quant.encode(weights, method=args.method, rate=rate, distortion=distortion, metric=args.metric,
                        normalize=None if args.normalize == "none" else args.normalize, bound=not args.no_bound,
                        **opts)
@@ -101,8 +104,11 @@ def run_encode(args):
     payload = enc.report.to_dict()
     payload["output"] = str(out)
     payload["stored_dtypes"] = dtypes
+    payload["notes"] = notes
     coded = ", ".join(f"{k} ({v} parameters)" for k, v in dtypes.items())
-    return payload, format_report(enc.report) + f"\ncoded from {coded}\nwrote {out} ({len(enc.stream)} bytes)"
+    text = "\n".join([format_report(enc.report), f"coded from {coded}", *notes,
+                      f"wrote {out} ({len(enc.stream)} bytes)"])
+    return payload, text
 
 
 def run_decode(args):
