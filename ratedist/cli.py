@@ -71,7 +71,10 @@ def _say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed on one line (2)
+        return exc.code if isinstance(exc.code, int) else 2
     debug = bool(getattr(args, "debug", False))
     name = " ".join(v for v in (args.verb, *(getattr(args, k, None) for k in
                                                ("rd_verb", "surp_verb", "quant_verb", "fedpm_verb"))) if v)
