@@ -47,11 +47,12 @@ def _param(args):
 def run_closed(args):
     from .. import rd
 
-    from .._validation import check_nonnegative
+    from .._validation import check_nonnegative, check_positive
 
     value = _param(args)
     if args.distortion is not None:
-        args.distortion = check_nonnegative("--distortion", args.distortion)
+        check = check_nonnegative if args.source == "bernoulli" else check_positive
+        args.distortion = check("--distortion", args.distortion)
     else:
         args.rate = check_nonnegative("--rate", args.rate)
     fns = {
