@@ -383,13 +383,20 @@ def test_closed_and_broken_stdout(tmp_path):
 
 
 def test_closed_stderr_does_not_stop_the_encode(tmp_path, files):
-    """Progress bars into a closed stderr: the stream is still written, and decodes."""
+    """Progress bars into a closed or broken stderr: the stream is still written, and decodes."""
     out = tmp_path / "m.rdst"
     r = _cli("surp", "encode", files / "w.npz", "-o", out, "--sparsity", "0.5", stdout=subprocess.DEVNULL,
              preexec_fn=lambda: os.close(2))
     assert r.returncode == 0 and out.is_file()
     from ratedist import surp
 
+    assert set(surp.decode(out.read_bytes())) == set(_weights())
+    out.unlink()
+    p = subprocess.Popen([sys.executable, "-m", "ratedist.cli", "surp", "encode", str(files / "w.npz"), "-o", str(out),
+                          "--sparsity", "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    p.stderr.close()  # a broken pipe: every progress update fails with EPIPE
+    assert p.wait(timeout=300) == 0 and out.is_file()
     assert set(surp.decode(out.read_bytes())) == set(_weights())
 
 
