@@ -27,6 +27,7 @@ __all__ = [
     "check_output",
     "check_output_dir",
     "write_output",
+    "save_weights_output",
     "write_stdout",
     "SEED_MAX",
     "check_seed",
@@ -160,11 +161,13 @@ def _check_parent(out: Path, arg: str, shown: str) -> None:
         name_max = os.pathconf(anc, "PC_NAME_MAX")
     except (OSError, ValueError):
         name_max = 255
-    for part in out.parts:
-        if len(os.fsencode(part)) + _TMP_OVERHEAD > name_max:
+    # The last name also carries the atomic writer's temporary-file decoration; folders made on the way do not.
+    for k, part in enumerate(out.parts):
+        limit = name_max - (_TMP_OVERHEAD if k == len(out.parts) - 1 else 0)
+        if len(os.fsencode(part)) > limit:
             raise InvalidArgumentError(
-                f"`{arg}` {shown}: the name {part[:40]!r}... is too long for the file system (at most "
-                f"{name_max - _TMP_OVERHEAD} bytes per name here); choose a shorter name."
+                f"`{arg}` {shown[:60]}...: the name {part[:40]!r}... is too long for the file system (at most "
+                f"{limit} bytes here); choose a shorter name."
             )
 
 
@@ -247,6 +250,16 @@ def write_output(path: Path, data: bytes, arg: str = "-o") -> Path:
 
     try:
         return atomic_write(path, data)
+    except OSError as exc:
+        raise InvalidArgumentError(f"`{arg}` {str(path)!r} cannot be written: {exc.strerror or exc}.") from None
+
+
+def save_weights_output(path: Path, weights, *, like=None, arg: str = "-o") -> Path:
+    """:func:`ratedist.io.save_weights` (atomic: one file, or a shard set that appears whole) naming ``arg`` on failure."""
+    from ..io import save_weights
+
+    try:
+        return save_weights(path, weights, like=like)
     except OSError as exc:
         raise InvalidArgumentError(f"`{arg}` {str(path)!r} cannot be written: {exc.strerror or exc}.") from None
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import WEIGHTS_HELP, add_json_flag, check_output, input_paths, stored_dtype_note
+from ._common import (WEIGHTS_HELP, add_json_flag, check_output, input_paths, save_weights_output,
+                      stored_dtype_note)
 
 WEIGHT_OUTPUTS = (".safetensors", ".npz")
 
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
 def run(args):
     from .._validation import check_finite_scalar, check_int
     from ..errors import InvalidArgumentError
-    from ..io import open_weights, save_weights
+    from ..io import open_weights
     from ..pruning import apply_masks, cost, prune
 
     sparsity = check_finite_scalar("--sparsity", args.sparsity)
@@ -42,7 +43,7 @@ def run(args):
         pruned = apply_masks(weights, result.masks)
         c = cost(pruned, result.masks, value_bits=value_bits, layers=list(result.report))
         dtypes = stored_dtype_note(src, list(result.report))
-        written = save_weights(out, pruned, like=src)
+        written = save_weights_output(out, pruned, like=src)
     payload = {
         "method": result.method,
         "sparsity": result.sparsity,

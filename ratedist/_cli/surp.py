@@ -97,7 +97,8 @@ def run_encode(args):
 
 def decoded_output(args, weights, stream_path):
     """Write decoded ``weights`` to ``-o`` (file or shards) in the dtypes of ``--like``; return (path, dtypes)."""
-    from ..io import open_weights, save_weights
+    from ..io import open_weights
+    from ._common import save_weights_output
 
     like = open_weights(args.like) if args.like is not None else None
     try:
@@ -105,7 +106,7 @@ def decoded_output(args, weights, stream_path):
         out = check_output(args.output, inputs, suffixes=WEIGHT_OUTPUTS, shards=True)
         if weights is None:
             return out, None
-        written = save_weights(out, weights, like=like)
+        written = save_weights_output(out, weights, like=like)
         dtypes: dict[str, int] = {}
         for n, w in weights.items():
             dt = like.stored_dtype(n).name if like is not None and n in like else w.dtype.name
