@@ -493,3 +493,16 @@ def test_help_says_checkpoints_are_accepted():
             p = next(a for a in p._actions if a.dest.endswith("_verb")).choices[path[1]]
         text = p.format_help()
         assert "index.json" in text and "directory" in text, path
+
+
+@pytest.mark.parametrize("budget", [1, 7, 120])
+def test_rate_at_distortion_total_budget(budget):
+    """`max_total_iter` bounds the BA iterations of the whole slope search; an unfinished search warns."""
+    from ratedist import rd
+    from ratedist.errors import ConvergenceWarning
+
+    g = rd.discretize_gaussian(1.0, 16 / 400, 8.0)
+    with pytest.warns(ConvergenceWarning):
+        res = rd.rate_at_distortion_grid(g.points, g.pmf, 0.99, distortion_type="squared", max_total_iter=budget)
+    assert res.iterations == budget and not res.converged
+    assert res.rate_lower <= res.rate

@@ -57,7 +57,12 @@ def add_weights_input(p: argparse.ArgumentParser, dest: str = "input", metavar: 
 
 
 def jsonable(obj):
-    """``obj`` with NumPy scalars/arrays as Python values and non-finite floats as strings (strict JSON)."""
+    """``obj`` with NumPy scalars/arrays as Python values and non-finite floats as strings (strict JSON).
+
+    >>> import numpy as np
+    >>> jsonable({"rate": float("inf"), "n": np.int64(3), "w": np.array([0.5, 1.0])})
+    {'rate': 'inf', 'n': 3, 'w': [0.5, 1.0]}
+    """
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     if isinstance(obj, dict):
@@ -72,7 +77,11 @@ def jsonable(obj):
 
 
 def check_seed(name: str, value) -> int:
-    """A seed in [0, 2^63 − 1], the range every generator of the package takes."""
+    """A seed in [0, 2^63 − 1], the range every generator of the package takes.
+
+    >>> check_seed("--seed", 7)
+    7
+    """
     from .._validation import check_int
 
     return check_int(name, value, minimum=0, maximum=SEED_MAX)
