@@ -40,7 +40,8 @@ def _digest(folder: Path) -> dict[str, str]:
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+            with open(p, "rb") as fh:
+                out[str(p.relative_to(folder))] = hashlib.sha256(fh.read()).hexdigest()
     return out
 
 
@@ -109,7 +110,7 @@ def test_encode_output_is_the_input_through_a_symlink(tmp_path, files, capsys, v
     assert "input" in err and str(link) in err
 
 
-@pytest.mark.parametrize("case", ["same-path", "symlink", "like", "shard-folder"])
+@pytest.mark.parametrize("case", ["same-path", "symlink", "hardlink", "like", "shard-folder"])
 def test_weights_output_equal_to_an_input_is_refused(tmp_path, files, capsys, case):
     """prune and decode refuse an output that is an input file (same path, symlink, --like) or its folder."""
     if case == "same-path":
@@ -117,6 +118,9 @@ def test_weights_output_equal_to_an_input_is_refused(tmp_path, files, capsys, ca
     elif case == "symlink":
         (tmp_path / "l.npz").symlink_to(files / "w.npz")
         argv = ["prune", files / "w.npz", "-o", tmp_path / "l.npz", "--sparsity", "0.5"]
+    elif case == "hardlink":
+        os.link(files / "w.npz", tmp_path / "h.npz")
+        argv = ["prune", files / "w.npz", "-o", tmp_path / "h.npz", "--sparsity", "0.5"]
     elif case == "like":
         argv = ["surp", "decode", files / "s.rdst", "-o", files / "w.safetensors", "--like", files / "w.safetensors"]
     else:
@@ -176,6 +180,7 @@ def test_unwritable_output_folder(tmp_path, files, capsys):
     ["prune", "{w}", "-o", "{tmp}/x.pt", "--sparsity", "0.5"],
     ["quant", "encode", "{w}", "-o", "{tmp}/x.npz", "--rate", "3"],
     ["surp", "decode", "{s}", "-o", "{tmp}/x.rdst"],
+    ["surp", "encode", "{w}", "-o", "{w}", "--sparsity", "0.5"],  # the campaign's data-loss case
 ])
 def test_wrong_output_suffix(tmp_path, files, capsys, argv):
     """Each writing verb checks the suffix it writes."""
@@ -219,6 +224,20 @@ def test_unreadable_input(tmp_path, files, capsys):
         assert str(p) in err and "readable" in err
     finally:
         p.chmod(0o600)
+
+
+def test_input_read_error_names_the_file(tmp_path, files, capsys, monkeypatch):
+    """An input whose read fails (EACCES, EIO: simulated, so it also runs as root) is one line naming `IN`."""
+    real = Path.read_bytes
+
+    def denied(self):
+        if self.suffix == ".rdst":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    err = _one_line_fail(capsys, files, ["surp", "inspect", files / "s.rdst"], "Permission denied")
+    assert "`IN`" in err and str(files / "s.rdst") in err
 
 
 # --------------------------------------------------------------------------- numeric arguments
