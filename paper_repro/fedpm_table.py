@@ -23,7 +23,14 @@ Bits per parameter are measured from the bytes of every uplink message (8 × byt
 over clients and rounds; FedPM's :func:`ratedist.fedpm.bitrate_paper` estimate (the paper's
 h_b(f) + log2(N)/N) is reported beside its measured rate.
 
-Run ``ratedist repro fedpm [--quick] [--seeds N] --out DIR``.
+Two engines run the same federated loop: ``engine="inprocess"`` (the loop below, one process)
+and ``engine="flower"`` (:mod:`ratedist.flower`: the same local training in Flower ClientApps on
+Flower's simulation engine, the uplink bytes made by ratedist's client mods, aggregation in
+:class:`ratedist.flower.FedPMStrategy` / :class:`ratedist.flower.CompressedFedAvg`).  Uplink
+seeds come from :func:`ratedist.fedpm.client_seed` (run seed, round, client, layer) in both, so
+the same seed gives the same masks, the same bytes and the same table.
+
+Run ``ratedist repro fedpm [--quick] [--seeds N] [--engine inprocess|flower] --out DIR``.
 """
 
 # no `from __future__ import annotations`: see surp_table.py
@@ -51,10 +58,11 @@ except ImportError:  # loaded as a file by ratedist.scripts.load_script
         sys.modules["_ratedist_repro_common"] = C
         _spec.loader.exec_module(C)
 
-__all__ = ["NAME", "METHODS", "Config", "config", "partition", "compute", "make_table", "plot", "run", "main"]
+__all__ = ["NAME", "METHODS", "ENGINES", "Config", "flower_local_update", "config", "partition", "compute", "make_table", "plot", "run", "main"]
 
 NAME = "fedpm"
 METHODS = ("DRIVE", "EDEN", "QSGD", "FedMask", "FedPM")
+ENGINES = ("inprocess", "flower")
 SIZES = (64, 256, 128, 10)
 SCORE_CLIP = 0.01  # θ^g is clipped to [0.01, 0.99] before logit, the reference code's range
 
@@ -78,6 +86,7 @@ class Config:
     qsgd_levels: int = 32  # ≈ 1 bit per parameter on Gaussian-like updates, the published budget
     eden_bits: float = 1.0
     eval_every: int = 5
+    engine: str = "inprocess"
 
 
 def config(quick: bool = False, seeds: int | None = None, **overrides) -> Config:
@@ -92,6 +101,7 @@ def config(quick: bool = False, seeds: int | None = None, **overrides) -> Config
         cfg = replace(cfg, seeds=tuple(range(check_int("seeds", seeds, minimum=1))))
     cfg = replace(cfg, **overrides)
     check_choice("ste", cfg.ste, ("plain", "theta_scaled"))
+    check_choice("engine", cfg.engine, ENGINES)
     for m in cfg.methods:
         check_choice("methods[]", m, METHODS)
     for r in cfg.rho:
@@ -260,6 +270,8 @@ def _compressor(method: str, cfg: Config):
 
 def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict:
     """One federated training run; returns the accuracy curve and the measured uplink bits."""
+    if cfg.engine == "flower":
+        return _run_one_flower(method, c_max, rho, seed, cfg)
     import torch
 
     from ratedist import fedpm
@@ -280,7 +292,7 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
         theta_g = _flat([torch.sigmoid(s) for s in scores]).astype(np.float64)
     else:
         wg = _dense_init(seed)
-    curve, bits_rounds, paper_rounds = [], [], []
+    curve, bits_rounds, paper_rounds, uplink_bits = [], [], [], []
 
     def evaluate(t):
         if mask_method:
@@ -303,7 +315,7 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
                 theta_k = _local_masks(W0, scores, data.X_train[idx], data.y_train[idx], cfg, method,
                                        _seed("local", seed, t, int(k)))
                 # the compressor samples m ~ Bern(θ_k) (fedpm) or thresholds 1[θ_k > ½] (fedmask) and codes it
-                payload = comp.encode(theta_k, seed=_seed("uplink", seed, t, int(k)))
+                payload = comp.encode(theta_k, seed=fedpm.client_seed(seed, t + 1, int(k)))
                 m = np.asarray(comp.decode(payload)).reshape(-1).astype(np.uint8)
                 if method == "FedPM":
                     paper_bits.append(float(fedpm.bitrate_paper(m).bpp_formula))
@@ -319,22 +331,131 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
                 delta = _local_weights(wg, data.X_train[idx], data.y_train[idx], cfg, _seed("local", seed, t, int(k)))
                 nbytes = 0
                 for li, dl in enumerate(delta):
-                    payload = comp.encode(dl.ravel(), seed=_seed("code", seed, t, int(k), li))
+                    payload = comp.encode(dl.ravel(), seed=fedpm.client_seed(seed, t + 1, int(k), index=li))
                     nbytes += len(payload)
                     total[li] += np.asarray(comp.decode(payload), dtype=np.float64).reshape(dl.shape)
                 msgs_bits.append(8.0 * nbytes / d)
             wg = [w + torch.from_numpy((tt / per_round).astype(np.float32)) for w, tt in zip(wg, total)]
+        uplink_bits.append(int(round(sum(msgs_bits) * d)))
         bits_rounds.append(float(np.mean(msgs_bits)))
         if paper_bits:
             paper_rounds.append(float(np.mean(paper_bits)))
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             curve.append((t + 1, evaluate(t)))
+    return _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits,
+                   theta_g if mask_method else wg, parts, data)
+
+
+def _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits, state, parts, data):
+    """A run's record; ``final_state_sha256`` hashes θ^g (masks) or the weights, to compare engines bit for bit."""
+    import hashlib
+
+    flat = np.asarray(state, dtype=np.float64) if isinstance(state, np.ndarray) else _flat(state)
     return {"method": method, "c_max": c_max, "rho": rho, "seed": seed, "clients_per_round": per_round,
             "d": d, "final_accuracy": curve[-1][1], "curve": curve, "bpp_per_round": bits_rounds,
             "bpp_mean": float(np.mean(bits_rounds)),
             "bpp_paper_estimate_mean": float(np.mean(paper_rounds)) if paper_rounds else None,
+            "uplink_bits_per_round": uplink_bits, "final_state_sha256": hashlib.sha256(flat.tobytes()).hexdigest(),
             "client_sizes": [int(len(p)) for p in parts],
             "client_classes": [int(len(np.unique(data.y_train.numpy()[p]))) for p in parts]}
+
+
+# ----------------------------------------------------------------------------- the Flower engine
+
+_CLIENT_CACHE: dict = {}
+
+
+def _client_world(seed: int, c_max: int, n_clients: int):
+    """(data, partition, frozen weights) of a run, built once per process (each Flower worker)."""
+    key = (seed, c_max, n_clients)
+    if key not in _CLIENT_CACHE:
+        data = C.digits_tensors("mlp")
+        parts = partition(data.y_train.numpy(), n_clients, c_max, _seed("partition", seed, c_max))
+        _CLIENT_CACHE[key] = (data, parts, _frozen_weights(seed))
+    return _CLIENT_CACHE[key]
+
+
+def flower_local_update(arrays, *, node, server_round, run_seed, method, c_max, cfg):
+    """One client's local training in a Flower ClientApp (``ratedist.flower.client_app``'s contract).
+
+    ``arrays`` is the broadcast (``scores``, flat float32, for FedPM/FedMask; ``w0``, ``w1``, ...
+    for the weight methods); returns ``{"theta": θ_k}`` or the update Δ per layer.  The
+    training is :func:`_local_masks` / :func:`_local_weights` with the in-process engine's seeds.
+    """
+    import torch
+
+    cfg = Config(**cfg)
+    data, parts, W0 = _client_world(run_seed, c_max, cfg.n_clients)
+    idx = torch.from_numpy(parts[node])
+    local_seed = _seed("local", run_seed, server_round - 1, int(node))
+    if method in ("FedPM", "FedMask"):
+        scores = _unflat(arrays["scores"], W0)
+        return {"theta": _local_masks(W0, scores, data.X_train[idx], data.y_train[idx], cfg, method, local_seed)}
+    wg = [torch.from_numpy(np.ascontiguousarray(arrays[f"w{i}"])) for i in range(len(arrays))]
+    delta = _local_weights(wg, data.X_train[idx], data.y_train[idx], cfg, local_seed)
+    return {f"w{i}": dl for i, dl in enumerate(delta)}
+
+
+def _run_one_flower(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict:
+    """:func:`run_one` on Flower's simulation engine (same seeds, same local training, same bytes)."""
+    import torch
+
+    from ratedist import fedpm
+    from ratedist.flower import CompressedFedAvg, FedPMStrategy, ScriptFunction, run_simulation
+
+    C.seed_everything(seed)
+    data = C.digits_tensors("mlp")
+    parts = partition(data.y_train.numpy(), cfg.n_clients, c_max, _seed("partition", seed, c_max))
+    per_round = max(1, int(round(rho * cfg.n_clients)))
+    d = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    comp = _compressor(method, cfg)
+    mask_method = method in ("FedPM", "FedMask")
+    curve, paper_rounds = [], []
+    W0 = _frozen_weights(seed)
+
+    def evaluate(t, strategy):
+        if mask_method:
+            theta_g = strategy.theta
+            if method == "FedPM":
+                m = fedpm.sample_masks(theta_g, seed=_seed("eval", seed, t)).astype(np.float32)
+            else:
+                m = (theta_g > 0.5).astype(np.float32)
+            mats = [w * mm for w, mm in zip(W0, _unflat(m, W0))]
+        else:
+            mats = [torch.from_numpy(strategy.weights[f"w{i}"]) for i in range(len(strategy.weights))]
+        return _accuracy(mats, data.X_test, data.y_test)
+
+    def on_round_end(server_round, strategy):
+        t = server_round - 1
+        if method == "FedPM" and strategy.last_masks is not None:
+            paper_rounds.append(float(np.mean([fedpm.bitrate_paper(m).bpp_formula for m in strategy.last_masks])))
+        if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
+            curve.append((t + 1, evaluate(t, strategy)))
+
+    common = dict(n_nodes=cfg.n_clients, clients_per_round=per_round, run_seed=seed,
+                  sampling_seed=_seed("sampling", seed, c_max, rho), on_round_end=on_round_end)
+    if mask_method:
+        gs = torch.Generator().manual_seed(_seed("scores", seed))
+        scores = [torch.randn(w.shape, generator=gs) for w in W0]
+        agg = fedpm.BetaAggregator(d, prior=1.0, reset="every_round", readout="mode", eps=SCORE_CLIP)
+        strategy = FedPMStrategy(d, compressor=comp.name, aggregator=agg, **common)
+        initial = {"scores": _flat(scores).astype(np.float32)}
+    else:
+        strategy = CompressedFedAvg(comp.name, **common)
+        initial = {f"w{i}": w.numpy().astype(np.float32) for i, w in enumerate(_dense_init(seed))}
+    update = ScriptFunction(str(Path(__file__).resolve()), "flower_local_update",
+                            {"method": method, "c_max": c_max, "cfg": asdict(cfg)})
+    run_simulation(strategy, update, initial_arrays=initial, rounds=cfg.rounds, compressor_params=comp.params())
+    reports = strategy.reports
+    bad = {r.server_round: r.skipped for r in reports if r.skipped}
+    if bad:
+        print(f"[fedpm] flower engine skipped replies: {bad}", file=sys.stderr, flush=True)
+    bits_rounds = [float(np.mean(r.bpp)) for r in reports]
+    uplink_bits = [int(sum(r.n_bits)) for r in reports]
+    state = strategy.theta if mask_method else [torch.from_numpy(strategy.weights[f"w{i}"])
+                                                for i in range(len(strategy.weights))]
+    return _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits, state,
+                   parts, data)
 
 
 # ----------------------------------------------------------------------------- aggregate

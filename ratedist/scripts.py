@@ -23,8 +23,16 @@ __all__ = ["figure_main", "repo_root", "figure_scripts", "load_script", "write_j
 
 
 def repo_root() -> Path:
-    """The checkout that holds ``figures/``, ``paper_repro/`` and ``benchmarks/``."""
-    return Path(__file__).resolve().parents[1]
+    """The folder that holds ``figures/`` and ``paper_repro/``.
+
+    In a source checkout that is the checkout itself; an installed wheel carries both folders
+    inside the package, as ``ratedist/_scripts/`` (see ``pyproject.toml``).
+    """
+    here = Path(__file__).resolve().parent
+    bundled = here / "_scripts"
+    if bundled.is_dir() and not (here.parent / "paper_repro").is_dir():
+        return bundled
+    return here.parent
 
 
 def figure_scripts() -> list[Path]:

@@ -354,14 +354,6 @@ def test_cli_fedpm_estimate(capsys):
     assert "`--dim`" in capsys.readouterr().err
 
 
-def test_fedpm_claims_pass():
-    """Every FedPM claim in `ratedist verify` passes."""
-    from ratedist.verify import run_claims
-
-    res = run_claims("fedpm.")
-    assert res and all(r.passed for r in res), [r.id for r in res if not r.passed]
-
-
 def test_fedpm_error_figure_quick(tmp_path):
     """figures/fedpm_error.py (quick): the Monte Carlo error agrees with the exact formula within K_SE standard errors
     at every K and θ law, never exceeds the bound d/(4K) beyond its error bar, and the PNG/JSON are written."""

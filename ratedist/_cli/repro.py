@@ -1,4 +1,4 @@
-"""``ratedist repro surp|fedpm [--quick] [--seeds N] --out DIR``: reproduce a published table.
+"""``ratedist repro surp|fedpm|sparse [--quick] [--seeds N] --out DIR``: reproduce a published table.
 
 Loads ``paper_repro/<name>_table.py`` and runs it: the table is computed on scikit-learn's
 digits with PyTorch on the CPU (the ``torch`` extra), written to ``DIR`` as ``<name>.json``,
@@ -12,20 +12,22 @@ from ..errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["add_parser", "run", "TABLES"]
 
-TABLES = ("surp", "fedpm")
+TABLES = ("surp", "fedpm", "sparse")
 MAX_SEEDS = 100  # each seed trains every network of the table again (minutes each) and keeps its results
 
 
 def add_parser(sub) -> None:
     from ._common import add_json_flag
 
-    p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm)",
+    p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm, sparse)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning) or fedpm (FedPM vs baselines)")
+    p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning), fedpm (FedPM vs baselines) or sparse (sparse training methods)")
     p.add_argument("--quick", action="store_true", help="smoke-test configuration (1 seed, few rounds; < 1 min)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"number of seeds 0..N-1, 1..{MAX_SEEDS} (default: 3 full, 1 quick)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--engine", choices=("inprocess", "flower"), default="inprocess",
+                   help="fedpm only: run the federated loop in this process or on Flower's simulation engine")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -43,8 +45,8 @@ def run(args):
     path = repo_root() / "paper_repro" / f"{args.table}_table.py"
     if not path.exists():
         raise InvalidArgumentError(
-            f"`table` {args.table!r}: {path} is missing; `ratedist repro` needs a source checkout "
-            "(paper_repro/ is not part of the wheel)."
+            f"`table` {args.table!r}: {path} is missing; reinstall ratedist (the wheel carries "
+            "paper_repro/ inside the package)."
         )
     try:
         import torch  # noqa: F401
@@ -52,5 +54,9 @@ def run(args):
         raise BackendUnavailableError(
             "`ratedist repro` trains networks with PyTorch: install the `torch` extra (pip install 'ratedist[torch]')."
         ) from None
+    engine = getattr(args, "engine", "inprocess")
+    if engine != "inprocess" and args.table != "fedpm":
+        raise InvalidArgumentError(f"`--engine` {engine!r} applies to the fedpm table only; drop it for {args.table!r}.")
     mod = load_script(path)
-    return mod.run(quick=args.quick, seeds=seeds, out=str(out))
+    extra = {"engine": engine} if args.table == "fedpm" else {}
+    return mod.run(quick=args.quick, seeds=seeds, out=str(out), **extra)

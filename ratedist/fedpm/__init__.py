@@ -13,7 +13,7 @@ Examples
 True
 """
 
-from .aggregation import REFERENCE_HIGH, REFERENCE_LOW, BetaAggregator, logit_safe
+from .aggregation import REFERENCE_HIGH, REFERENCE_LOW, BetaAggregator, ResetPolicy, logit_safe
 from .bitrate import (
     P_MIN,
     MaskCode,
@@ -26,9 +26,14 @@ from .bitrate import (
 from .estimator import error_bound, estimator_error, mean_estimate
 from .masks import mask_counts, sample_masks
 from .privacy import clip_for_ldp, ldp_epsilon
+from .seeds import STREAM_LOCAL, STREAM_UPLINK, client_seed
 
 __all__ = [
     "BetaAggregator",
+    "ResetPolicy",
+    "client_seed",
+    "STREAM_LOCAL",
+    "STREAM_UPLINK",
     "logit_safe",
     "REFERENCE_LOW",
     "REFERENCE_HIGH",

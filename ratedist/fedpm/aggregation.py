@@ -10,6 +10,7 @@ plain average M/K, so Bayesian aggregation then equals :func:`mean_estimate`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .._backend import namespace
 from .._validation import check_choice, check_int, check_open_unit, check_positive
 from ..errors import InvalidArgumentError, InvalidShapeError
 
-__all__ = ["BetaAggregator", "beta_update_reference", "logit_safe", "REFERENCE_LOW", "REFERENCE_HIGH"]
+__all__ = ["BetaAggregator", "ResetPolicy", "beta_update_reference", "logit_safe", "REFERENCE_LOW", "REFERENCE_HIGH"]
 
 #: The reference code maps received bits 0 → 0.01 and 1 → 0.99 before accumulating.
 REFERENCE_LOW = 0.01
@@ -69,6 +70,90 @@ def beta_update_reference(alpha, beta, counts, k, low, high, reset, prior, mode)
     return a, b, xp.where(ok, t, a / (a + b))
 
 
+@dataclass(frozen=True)
+class ResetPolicy:
+    """When a :class:`BetaAggregator` returns to its prior: a name and its parameters (picklable).
+
+    Parameters
+    ----------
+    name : {"every_round", "never", "rounds", "callable"}
+        Every round (the reference code); never after round 0; at round 0 and the
+        rounds listed in ``rounds``; at round 0 and where ``fn(t)`` is true.
+    rounds : tuple of int
+        The rounds ``t = 1, 2, ...`` that reset (``name="rounds"`` only).
+    fn : callable or None
+        ``fn(t) -> bool`` (``name="callable"`` only).  It is pickled with the
+        aggregator, so a module-level function travels between processes and a
+        lambda does not; it cannot be written to a record (:meth:`to_config`).
+
+    Examples
+    --------
+    >>> p = ResetPolicy.from_spec([3, 1])
+    >>> p, p(0), p(2), p(3)
+    (ResetPolicy(name='rounds', rounds=(1, 3), fn=None), True, False, True)
+    >>> ResetPolicy.from_config(p.to_config()) == p
+    True
+    """
+
+    name: str = "every_round"
+    rounds: tuple = ()
+    fn: Callable[[int], bool] | None = None
+
+    NAMES = ("every_round", "never", "rounds", "callable")
+
+    def __post_init__(self):
+        check_choice("reset", self.name, self.NAMES)
+        if self.name == "callable" and not callable(self.fn):
+            raise InvalidArgumentError(f"`reset` policy 'callable' needs a callable `fn`, got {self.fn!r}.")
+        if self.name != "callable" and self.fn is not None:
+            raise InvalidArgumentError(f"`fn` is only used by the 'callable' reset policy, not {self.name!r}.")
+        if self.name != "rounds" and self.rounds:
+            raise InvalidArgumentError(f"`rounds` is only used by the 'rounds' reset policy, not {self.name!r}.")
+        object.__setattr__(self, "rounds", tuple(sorted({check_int("reset[]", r, minimum=0) for r in self.rounds})))
+
+    @classmethod
+    def from_spec(cls, reset) -> ResetPolicy:
+        """The policy named by ``reset``: a name, a callable, an iterable of rounds, or a policy."""
+        if isinstance(reset, ResetPolicy):
+            return reset
+        if isinstance(reset, str):
+            check_choice("reset", reset, ("every_round", "never"))
+            return cls(reset)
+        if callable(reset):
+            return cls("callable", fn=reset)
+        if isinstance(reset, Iterable):
+            return cls("rounds", rounds=tuple(reset))
+        raise InvalidArgumentError(
+            f"`reset` must be 'every_round', 'never', a callable t -> bool or a list of rounds; got {reset!r}."
+        )
+
+    def __call__(self, t: int) -> bool:
+        if self.name == "every_round":
+            return True
+        if self.name == "never":
+            return t == 0
+        if self.name == "rounds":
+            return t == 0 or t in self.rounds
+        return t == 0 or bool(self.fn(t))
+
+    def to_config(self) -> dict:
+        """``{"reset": name, "reset_rounds": [...]}``: plain values for a Flower ``ConfigRecord``."""
+        if self.name == "callable":
+            raise InvalidArgumentError(
+                "`reset` is a callable, which cannot be written to a record; use 'every_round', 'never' "
+                "or a list of rounds to save the aggregator's state."
+            )
+        return {"reset": self.name, "reset_rounds": [int(r) for r in self.rounds]}
+
+    @classmethod
+    def from_config(cls, config) -> ResetPolicy:
+        """Inverse of :meth:`to_config`."""
+        name = config.get("reset")
+        if name not in ("every_round", "never", "rounds"):
+            raise InvalidArgumentError(f"`config['reset']` must be 'every_round', 'never' or 'rounds', got {name!r}.")
+        return cls(name, rounds=tuple(int(r) for r in config.get("reset_rounds", ()) or ()))
+
+
 class BetaAggregator:
     """Server-side Beta(α, β) aggregation of clients' binary masks.
 
@@ -78,10 +163,12 @@ class BetaAggregator:
         Number of mask entries.
     prior : float, default 1.0
         λ₀ > 0, the prior α = β = λ₀ (the reference code uses 1).
-    reset : "every_round", "never", callable or iterable of int
+    reset : "every_round", "never", callable, iterable of int or ResetPolicy
         When the posterior returns to the prior at the start of a round
         ``t = 0, 1, ...``: every round (the reference code), never (after the
-        first), ``reset(t) -> bool``, or the set of rounds listed.
+        first), ``reset(t) -> bool``, or the set of rounds listed.  Kept as a
+        :class:`ResetPolicy` (a name and parameters), so the aggregator pickles
+        (a callable pickles if it is a module-level function).
     readout : {"mode", "mean"}
         θ^g = (α − 1)/(α + β − 2) (the paper) or α/(α + β).  The mode is
         clipped to [0, 1] (the Beta mode is 0 or 1 when α ≤ 1 or β ≤ 1) and
@@ -97,6 +184,9 @@ class BetaAggregator:
     On the host, α and β are updated in place by one parallel numba pass
     (:func:`ratedist.kernels._fedpm_cpu.beta_update`, the same floating-point
     operations as the NumPy/CuPy path); each round returns a new θ^g array.
+    :meth:`state` and :meth:`from_state` save and restore everything (α, β,
+    θ^g, the round, the options); :mod:`ratedist.flower` writes that state to
+    Flower records.
     Unanimous clients make the mode exactly 0 or 1; :attr:`theta` keeps that
     value (the true posterior mode) and :meth:`scores` returns finite logits,
     so no ±∞ reaches the clients.  With ``reset="every_round"`` and
@@ -119,18 +209,7 @@ class BetaAggregator:
         self.readout = check_choice("readout", readout, ("mode", "mean"))
         self.reference_mapping = bool(reference_mapping)
         self.eps = check_open_unit("eps", eps)
-        if isinstance(reset, str):
-            check_choice("reset", reset, ("every_round", "never"))
-            self._reset: Callable[[int], bool] = (lambda t: True) if reset == "every_round" else (lambda t: t == 0)
-        elif callable(reset):
-            self._reset = lambda t, f=reset: t == 0 or bool(f(t))
-        elif isinstance(reset, Iterable):
-            rounds = {check_int("reset[]", r, minimum=0) for r in reset}
-            self._reset = lambda t: t == 0 or t in rounds
-        else:
-            raise InvalidArgumentError(
-                f"`reset` must be 'every_round', 'never', a callable t -> bool or a list of rounds; got {reset!r}."
-            )
+        self.reset_policy = ResetPolicy.from_spec(reset)
         self.round = 0
         self.alpha = None
         self.beta = None
@@ -187,7 +266,7 @@ class BetaAggregator:
         else:
             raise InvalidShapeError(f"pass masks (K, d) or counts (d,); got shape {tuple(x.shape)}.")
         low, high = (REFERENCE_LOW, REFERENCE_HIGH) if self.reference_mapping else (0.0, 1.0)
-        reset = self.alpha is None or self._reset(self.round)
+        reset = self.alpha is None or self.reset_policy(self.round)
         if xp is np:
             from ..kernels._fedpm_cpu import beta_update
 
@@ -209,3 +288,54 @@ class BetaAggregator:
         if self.theta is None:
             raise InvalidArgumentError("no round aggregated yet; call `update` first.")
         return logit_safe(self.theta, self.eps)
+
+    def state(self) -> tuple[dict, dict]:
+        """The aggregator's full state: ``(arrays, config)``.
+
+        Returns
+        -------
+        arrays : dict of str to float64 ndarray (d,)
+            ``alpha``, ``beta`` and ``theta`` (absent before the first round).
+        config : dict of plain values
+            ``d``, ``prior``, ``readout``, ``reference_mapping``, ``eps``,
+            ``round`` and the reset policy (:meth:`ResetPolicy.to_config`).
+
+        Examples
+        --------
+        >>> agg = BetaAggregator(2, reset=[2])
+        >>> _ = agg.update(np.array([[1, 0]], dtype=np.uint8))
+        >>> back = BetaAggregator.from_state(*agg.state())
+        >>> back.round, back.reset_policy.rounds, back.theta.tolist()
+        (1, (2,), [1.0, 0.0])
+        """
+        config = {"d": self.d, "prior": self.prior, "readout": self.readout,
+                  "reference_mapping": self.reference_mapping, "eps": self.eps, "round": self.round,
+                  **self.reset_policy.to_config()}
+        arrays = {}
+        if self.alpha is not None:
+            arrays = {"alpha": np.array(self.alpha, dtype=np.float64), "beta": np.array(self.beta, dtype=np.float64),
+                      "theta": np.array(self.theta, dtype=np.float64)}
+        return arrays, config
+
+    @classmethod
+    def from_state(cls, arrays, config) -> BetaAggregator:
+        """Rebuild an aggregator from :meth:`state`'s ``(arrays, config)`` (host arrays)."""
+        for key in ("d", "prior", "readout", "reference_mapping", "eps", "round", "reset"):
+            if key not in config:
+                raise InvalidArgumentError(f"`config` lacks {key!r}; pass the config that BetaAggregator.state() wrote.")
+        agg = cls(int(config["d"]), prior=float(config["prior"]), reset=ResetPolicy.from_config(config),
+                  readout=str(config["readout"]), reference_mapping=bool(config["reference_mapping"]),
+                  eps=float(config["eps"]))
+        agg.round = check_int("config['round']", config["round"], minimum=0)
+        have = [k for k in ("alpha", "beta", "theta") if k in arrays]
+        if have and len(have) != 3:
+            raise InvalidArgumentError(f"`arrays` holds {have}; pass all of 'alpha', 'beta', 'theta' or none.")
+        if have:
+            for k in have:
+                a = np.ascontiguousarray(arrays[k], dtype=np.float64)
+                if a.shape != (agg.d,):
+                    raise InvalidShapeError(f"`arrays[{k!r}]` has shape {a.shape}, expected ({agg.d},).")
+                setattr(agg, k, a.copy())
+        elif agg.round:
+            raise InvalidArgumentError(f"`config['round']`={agg.round} but `arrays` holds no posterior.")
+        return agg

@@ -1,37 +1,39 @@
 """Rate-distortion theory: closed forms, test channels, Shannon lower bound, Blahut–Arimoto."""
 
-from .blahut_arimoto import (
-    BAResult,
-    blahut_arimoto,
-    blahut_arimoto_grid,
-    rate_at_distortion,
-    rate_at_distortion_grid,
-)
-from .channel import (
-    LaplaceFit,
-    LaplaceReproductionLaw,
-    differential_entropy_laplace,
-    fit_laplace,
-    laplace_reproduction_law,
-    sample_laplace_test_channel,
-    shannon_lower_bound,
-)
-from .discretize import (
-    Discretization,
-    discretize_empirical,
-    discretize_gaussian,
-    discretize_laplace,
-    uniform_grid,
-)
-from .closed import (
-    binary_entropy,
-    distortion_bernoulli,
-    distortion_gaussian,
-    distortion_laplace,
-    rate_bernoulli,
-    rate_gaussian,
-    rate_laplace,
-)
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    'BAResult': '.blahut_arimoto',
+    'blahut_arimoto': '.blahut_arimoto',
+    'blahut_arimoto_grid': '.blahut_arimoto',
+    'rate_at_distortion': '.blahut_arimoto',
+    'rate_at_distortion_grid': '.blahut_arimoto',
+    'LaplaceFit': '.channel',
+    'LaplaceReproductionLaw': '.channel',
+    'differential_entropy_laplace': '.channel',
+    'fit_laplace': '.channel',
+    'laplace_reproduction_law': '.channel',
+    'sample_laplace_test_channel': '.channel',
+    'shannon_lower_bound': '.channel',
+    'Discretization': '.discretize',
+    'discretize_empirical': '.discretize',
+    'discretize_gaussian': '.discretize',
+    'discretize_laplace': '.discretize',
+    'uniform_grid': '.discretize',
+    'binary_entropy': '.closed',
+    'distortion_bernoulli': '.closed',
+    'distortion_gaussian': '.closed',
+    'distortion_laplace': '.closed',
+    'rate_bernoulli': '.closed',
+    'rate_gaussian': '.closed',
+    'rate_laplace': '.closed',
+    'ModelRD': '.model',
+    'model_bound_at': '.model',
+    'model_rate_distortion': '.model',
+    'pooled_rate_distortion': '.model',
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BAResult",
@@ -64,4 +66,3 @@ __all__ = [
     "pooled_rate_distortion",
 ]
 
-from .model import ModelRD, model_bound_at, model_rate_distortion, pooled_rate_distortion  # noqa: E402

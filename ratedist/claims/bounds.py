@@ -1,14 +1,17 @@
 """Claims of THEORY.md §2 (output-perturbation bounds) for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 2
 
 import warnings
 
 import numpy as np
 
-from .bounds import Layer, measured_perturbation, normalized_distortion, perturbation_bounds
-from .errors import RatedistWarning
-from .verify import Check, claim
+from ..bounds import Layer, measured_perturbation, normalized_distortion, perturbation_bounds
+from ..errors import RatedistWarning
+from . import Check, claim
 
 __all__: list[str] = []
 

@@ -1,14 +1,17 @@
 """Claims of THEORY.md §6 (mean-estimation baselines) for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 6
 
 import math
 
 import numpy as np
 
-from ..verify import Check, claim
-from . import decode, get_compressor, hadamard, rotate, unrotate
-from .eden import lloyd_max_gaussian
+from . import Check, claim
+from ..compressors import decode, get_compressor, hadamard, rotate, unrotate
+from ..compressors.eden import lloyd_max_gaussian
 
 K_SE = 5.0
 

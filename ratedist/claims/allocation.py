@@ -1,14 +1,17 @@
 """Claims of THEORY.md §7-§8 (pruning baselines) for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 7
 
 import numpy as np
 
-from ..verify import Check, claim
-from .allocation import METHODS, erk_densities, n_keep_for, prune
-from .cost import cost, decode_cost
-from .schedules import cubic_schedule
-from .structured import ConvLayer, conv_flops, prune_channels
+from . import Check, claim
+from ..pruning.allocation import METHODS, erk_densities, n_keep_for, prune
+from ..pruning.cost import cost, decode_cost
+from ..pruning.schedules import cubic_schedule
+from ..pruning.structured import ConvLayer, conv_flops, prune_channels
 
 __all__: list[str] = []
 

@@ -1,12 +1,15 @@
 """Claims of THEORY.md §1 for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 1
 
 import numpy as np
 
-from ..verify import Check, claim
-from .channel import sample_laplace_test_channel
-from .closed import rate_laplace
+from . import Check, claim
+from ..rd.channel import sample_laplace_test_channel
+from ..rd.closed import rate_laplace
 
 
 @claim("rd.laplace.test_channel", "Sampling the backward test channel U = V + Z gives E|U-V| = D, "
@@ -38,8 +41,8 @@ def _convex() -> Check:
        "(slopes −20 … −1; slope −1 is the critical one, where D → 1/λ and R → 0)",
        "THEORY.md §1 (BA, checks (b))")
 def _ba_agrees() -> Check:
-    from .blahut_arimoto import blahut_arimoto_grid
-    from .discretize import discretize_laplace
+    from ..rd.blahut_arimoto import blahut_arimoto_grid
+    from ..rd.discretize import discretize_laplace
 
     g = discretize_laplace(1.0, 0.008, 14.0)
     worst, ds = -np.inf, []
@@ -58,9 +61,9 @@ def _ba_agrees() -> Check:
        "for D ≤ 1/λ), and for a non-Laplacian source (Gaussian under absolute error) BA ≥ SLB − Δ",
        "THEORY.md §1 (Shannon lower bound)")
 def _slb() -> Check:
-    from .blahut_arimoto import blahut_arimoto_grid
-    from .channel import differential_entropy_laplace, shannon_lower_bound
-    from .discretize import discretize_gaussian
+    from ..rd.blahut_arimoto import blahut_arimoto_grid
+    from ..rd.channel import differential_entropy_laplace, shannon_lower_bound
+    from ..rd.discretize import discretize_gaussian
 
     d = np.linspace(0.01, 1.0, 200)
     tight = float(np.max(np.abs(shannon_lower_bound(d, entropy=differential_entropy_laplace(1.0)) - rate_laplace(d))))

@@ -1,12 +1,15 @@
 """Claims of THEORY.md §3 (successive refinement) for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 3
 
 import numpy as np
 
-from .rd import rate_laplace
-from .refinement import ideal_refinement_stage, make_refinement_code, measure_refinement, nearest_codeword
-from .verify import Check, claim
+from ..rd import rate_laplace
+from ..refinement import ideal_refinement_stage, make_refinement_code, measure_refinement, nearest_codeword
+from . import Check, claim
 
 __all__: list[str] = []
 

@@ -1,18 +1,21 @@
 """Claims of THEORY.md §5 (FedPM) for ``ratedist verify``."""
 
+
 from __future__ import annotations
+
+SECTION = 5
 
 import math
 
 import numpy as np
 
 from ..coding.entropy import binary_entropy_bits
-from ..verify import Check, claim
-from .aggregation import BetaAggregator
-from .bitrate import bitrate_paper, bitrate_per_coordinate, decode_mask_paper, decode_mask_per_coordinate
-from .estimator import error_bound, estimator_error, mean_estimate
-from .masks import sample_masks
-from .privacy import clip_for_ldp, ldp_epsilon
+from . import Check, claim
+from ..fedpm.aggregation import BetaAggregator
+from ..fedpm.bitrate import bitrate_paper, bitrate_per_coordinate, decode_mask_paper, decode_mask_per_coordinate
+from ..fedpm.estimator import error_bound, estimator_error, mean_estimate
+from ..fedpm.masks import sample_masks
+from ..fedpm.privacy import clip_for_ldp, ldp_epsilon
 
 K_SE = 5.0
 

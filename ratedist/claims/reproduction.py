@@ -5,20 +5,23 @@ on the embedded default model (bias-free MLP 64-256-128-10 on digits), and of ho
 numbers in ``paper_repro/expected/`` are read.
 """
 
+
 from __future__ import annotations
+
+SECTION = 9
 
 import json
 import math
 
 import numpy as np
 
-from .verify import Check, claim
+from . import Check, claim
 
 __all__: list[str] = []
 
 
 def _default():
-    from .data import default_model, digits_split
+    from ..data import default_model, digits_split
 
     w = default_model()
     _, X_test, _, y_test = digits_split()
@@ -34,7 +37,7 @@ def _n_zero(weights) -> int:
        "9,13,15,17,19,23 for ResNet-20): the LAMP protocol of 20 % pruning per round",
        "THEORY.md §4d; slides (paper_repro/expected/surp.json)")
 def _protocol_ratios() -> Check:
-    from .scripts import repo_root
+    from ..scripts import repo_root
 
     path = repo_root() / "paper_repro" / "expected" / "surp.json"
     exp = json.loads(path.read_text(encoding="utf-8"))
@@ -53,7 +56,7 @@ def _protocol_ratios() -> Check:
        "to 70 % sparsity revives no pruned weight and reaches the target within one weight",
        "THEORY.md §4b.8 (iterative protocol); paper_repro/surp_table.py")
 def _iterative_keeps_zeros() -> Check:
-    from . import pruning, surp
+    from .. import pruning, surp
 
     w, _, _ = _default()
     res = pruning.prune(w, method="global", sparsity=0.5)
@@ -72,7 +75,7 @@ def _iterative_keeps_zeros() -> Check:
        "pruned model's mask and values coded by ratedist.pruning.cost at the same sparsity",
        "AISTATS'22 (SuRP); THEORY.md §4c; the bits column of paper_repro/surp_table.py")
 def _fewer_bits() -> Check:
-    from . import pruning, surp
+    from .. import pruning, surp
 
     w, _, _ = _default()
     ratios = []
@@ -93,8 +96,8 @@ def _fewer_bits() -> Check:
        "model is at least as accurate on the digits test split as global magnitude pruning",
        "AISTATS'22 (SuRP vs magnitude pruning); measured on ratedist's embedded model")
 def _one_shot() -> Check:
-    from . import pruning, surp
-    from .data import mlp_accuracy
+    from .. import pruning, surp
+    from ..data import mlp_accuracy
 
     w, X, y = _default()
     gaps = []

@@ -1,0 +1,1 @@
+"""FedPM as a Flower app built from ratedist.flower (see README.md)."""
