@@ -54,9 +54,9 @@ def load_script(path: Path):
 
 
 def _jsonable(obj):
-    from .cli import _jsonable as j
+    from ._cli._common import jsonable
 
-    return j(obj)
+    return jsonable(obj)
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:

@@ -352,7 +352,7 @@ def test_cli_fedpm_estimate(capsys):
     assert out["error_exact"] == pytest.approx(out["bound"])  # all θ = ½: equality
     assert out["bpp_paper"] <= out["bpp_measured"] <= out["bpp_paper"] + 0.1
     assert main(["fedpm", "estimate", "--dim", "0", "--clients", "3"]) == 2
-    assert "`dim`" in capsys.readouterr().err
+    assert "`--dim`" in capsys.readouterr().err
 
 
 def test_fedpm_error_figure_quick(tmp_path):

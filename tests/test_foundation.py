@@ -87,7 +87,7 @@ def test_cli_json_and_errors(capsys):
     assert out["distortion"] == pytest.approx(0.25) and out["units"] == "bits"
     assert main(["rd", "closed", "--source", "laplace", "--lam", "1", "--distortion", "-1"]) == 2
     err = capsys.readouterr().err
-    assert "`distortion`" in err and len(err.strip().splitlines()) == 1
+    assert "`--distortion`" in err and len(err.strip().splitlines()) == 1
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["backends"]["numpy"] is True
@@ -97,4 +97,4 @@ def test_console_script_runs():
     """The installed module runs as a program and exits 2 on bad input, without a traceback."""
     r = subprocess.run([sys.executable, "-m", "ratedist.cli", "rd", "closed", "--source", "bernoulli",
                         "--p", "1.5", "--distortion", "0.1"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "`p`" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "`--p`" in r.stderr

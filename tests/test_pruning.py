@@ -424,7 +424,7 @@ def test_cli_prune_writes_pruned_file_and_reports(tmp_path, capsys):
     assert set(pruned) == set(w)
     assert sum(int((pruned[k] != 0).sum()) for k in out["layers"]) == 80
     code = main(["prune", str(src), "-o", str(tmp_path / "x.npz"), "--sparsity", "1.5"])
-    assert code == 2 and "`sparsity`" in capsys.readouterr().err
+    assert code == 2 and "`--sparsity`" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
 
 

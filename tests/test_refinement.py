@@ -182,7 +182,7 @@ def test_cli_refine_json(capsys):
     assert out["evaluations"] == 2 * 2**3 and out["single_stage"]["evaluations"] == 2**6
     assert all(s["distortion"] > s["rd_distortion"] for s in out["stages"])
     assert main(["refine", "--block", "30", "--stages", "2", "--rate", "1", "--json"]) == 2
-    assert "`block`" in capsys.readouterr().err
+    assert "`--block`" in capsys.readouterr().err
 
 
 def test_benchmark_smoke():

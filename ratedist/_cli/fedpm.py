@@ -8,7 +8,7 @@ THETA_DISTS = ("uniform", "beta", "half")
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser("fedpm", help="FedPM: mask mean estimation, error formula, measured bit rates")
     fsub = p.add_subparsers(dest="fedpm_verb", metavar="{estimate}")
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     e = fsub.add_parser("estimate", help="one round: sample masks, estimate the mean, code the masks")
     e.add_argument("--dim", type=int, required=True, help="mask entries per client d")
     e.add_argument("--clients", type=int, required=True, help="number of clients K")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed, 0..2^63-1")
     e.add_argument("--theta-dist", default="uniform", choices=THETA_DISTS,
                    help="clients' θ: uniform U[0,1], beta Beta(0.5,0.5) (near 0/1), half (all ½: the bound's equality case)")
     add_json_flag(e)
@@ -36,14 +36,18 @@ def run_estimate(args):
     from .._validation import check_int
     from ..fedpm import bitrate_paper, error_bound, estimator_error, mean_estimate, sample_masks
 
-    d = check_int("dim", args.dim, minimum=1, maximum=1 << 26)
-    k = check_int("clients", args.clients, minimum=1, maximum=10_000)
+    from ._common import check_seed
+
+    d = check_int("--dim", args.dim, minimum=1, maximum=1 << 26)
+    k = check_int("--clients", args.clients, minimum=1, maximum=10_000)
+    seed = check_seed("--seed", args.seed)
     if k * d > 1 << 28:
         from ..errors import InvalidArgumentError
 
-        raise InvalidArgumentError(f"`dim` × `clients` = {k * d} exceeds 2^28; use the library's mask_counts for larger runs.")
-    theta = draw_theta(args.theta_dist, k, d, args.seed)
-    masks = sample_masks(theta, seed=args.seed)
+        raise InvalidArgumentError(f"`--dim` × `--clients` = {k * d} exceeds 2^28 (θ and the masks are held in "
+                                   "memory as K×d arrays); use the library's mask_counts for larger runs.")
+    theta = draw_theta(args.theta_dist, k, d, seed)
+    masks = sample_masks(theta, seed=seed)
     est = mean_estimate(masks)
     codes = [bitrate_paper(masks[i]) for i in range(k)]
     payload = {
@@ -53,7 +57,7 @@ def run_estimate(args):
         "bpp_measured": float(np.mean([c.bpp for c in codes])),
         "bpp_paper": float(np.mean([c.bpp_formula for c in codes])),
         "n_bits_total": int(sum(c.n_bits for c in codes)),
-        "dim": d, "clients": k, "seed": args.seed, "theta_dist": args.theta_dist, "units": "bits",
+        "dim": d, "clients": k, "seed": seed, "theta_dist": args.theta_dist, "units": "bits",
     }
     text = (f"FedPM, K={k}, d={d}, θ~{args.theta_dist}: ‖θ̂−θ̄‖² = {payload['mse']:.6g} "
             f"(exact expectation {payload['error_exact']:.6g}, bound d/(4K) = {payload['bound']:.6g}); "

@@ -7,20 +7,22 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
+from ._common import WEIGHTS_HELP, check_output_dir, input_paths, jsonable, stored_dtype_note
 
 __all__ = ["add_parser"]
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
     from ..frontier import METHODS
 
     p = sub.add_parser("frontier", help="the model's rate-distortion bound beside every coder, from decoded bytes")
-    p.add_argument("input", metavar="IN", help="weights file (.safetensors, .npz, .pt/.pth/.bin)")
+    p.add_argument("input", metavar="IN", help=WEIGHTS_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for frontier.json, frontier.png/.pdf")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
-    p.add_argument("--rates", default=None, help="comma-separated bits per parameter for the quantizers")
+    p.add_argument("--rates", default=None,
+                   help="comma-separated bits per parameter for the quantizers, each in (0, 32], at most 64 of them")
     p.add_argument("--metric", choices=["l1", "mse"], default="l1")
     p.add_argument("--normalize", choices=["l2", "l1", "none"], default="l2")
     p.add_argument("--evaluate", default=None, metavar="MODULE:FUNCTION",
@@ -56,11 +58,9 @@ def write_frontier(result, out: Path) -> list[str]:
         raise InvalidArgumentError(f"`--out` {str(out)!r} cannot be created: {exc.strerror or exc}.") from None
     if not out.is_dir():
         raise InvalidArgumentError(f"`--out` {str(out)!r} is not a folder.")
-    from ..cli import _jsonable
-
     paths = [out / "frontier.json", out / "frontier.png", out / "frontier.pdf"]
     fig = plot_frontier(result)
-    blobs = [json.dumps(_jsonable(result.to_dict()), indent=1).encode()]
+    blobs = [json.dumps(jsonable(result.to_dict()), indent=1).encode()]
     for fmt in ("png", "pdf"):
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=130)
@@ -78,23 +78,41 @@ def write_frontier(result, out: Path) -> list[str]:
 
 def run(args):
     from ..frontier import frontier
-    from ..io import load_weights
+
+    from ..frontier import METHODS
+    from ..io import open_weights
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise InvalidArgumentError(f"`--methods` {args.methods!r} must be a comma-separated subset of "
+                                   f"{','.join(METHODS)}.")
     rates = {}
-    if args.rates:
+    if args.rates is not None:
         try:
-            rates["rates"] = [float(r) for r in args.rates.split(",")]
+            values = [float(r) for r in args.rates.split(",")]
         except ValueError:
             raise InvalidArgumentError(f"`--rates` {args.rates!r} must be comma-separated numbers.") from None
+        if not values or len(values) > 64:
+            raise InvalidArgumentError(f"`--rates` must list 1 to 64 rates, got {len(values)}.")
+        bad = [v for v in values if not (0.0 < v <= 32.0)]
+        if bad:
+            raise InvalidArgumentError(f"`--rates` entries must lie in (0, 32] bits per parameter; {bad[0]!r} does "
+                                       "not.")
+        rates["rates"] = values
     evaluate = _hook(args.evaluate) if args.evaluate else None
-    weights = load_weights(args.input)
+    with open_weights(args.input) as src:
+        out = check_output_dir(args.out, input_paths(src))
+        weights = {n: src.value(n, copy=True) for n in src}
+        dtypes = stored_dtype_note(src, list(src))
     res = frontier(weights, metric=args.metric, normalize=None if args.normalize == "none" else args.normalize,
                    methods=methods, evaluate=evaluate, progress=not (args.quiet or args.json), **rates)
-    paths = write_frontier(res, Path(args.out))
+    paths = write_frontier(res, out)
     payload = res.to_dict()
     payload["files"] = paths
-    lines = [f"frontier of {args.input}: {res.n_params} parameters, metric {res.metric}"]
+    payload["stored_dtypes"] = dtypes
+    lines = [f"frontier of {args.input}: {res.n_params} parameters ("
+             + ", ".join(f"{k}: {v}" for k, v in dtypes.items()) + f"), metric {res.metric}"]
     for p in sorted(res.points, key=lambda p: (p.method, p.bpp)):
         acc = f"  acc {p.accuracy:.4f}" if p.accuracy is not None else ""
         lines.append(f"  {p.method:<14} {p.bpp:7.3f} bpp  d={p.distortion:.4g}{acc}")

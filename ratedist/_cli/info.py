@@ -7,7 +7,7 @@ import platform
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser("info", help="versions and available backends (numpy, numba, cuda)")
     add_json_flag(p)

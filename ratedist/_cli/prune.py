@@ -1,34 +1,49 @@
-"""``ratedist prune IN -o OUT --method M --sparsity S``: prune a weight file and report its bits."""
+"""``ratedist prune IN -o OUT --method M --sparsity S``: prune a checkpoint and report its bits."""
 
 from __future__ import annotations
 
+from ._common import (WEIGHTS_HELP, add_json_flag, check_output, input_paths, save_weights_output,
+                      stored_dtype_note)
+
+WEIGHT_OUTPUTS = (".safetensors", ".npz")
+
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
     from ..pruning.allocation import METHODS
 
     p = sub.add_parser("prune", help="prune a weight file (global, uniform, adaptive, LAMP, ER, ERK) and measure its bits")
-    p.add_argument("input", metavar="IN", help="weights (.npz, .safetensors, .pt)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="pruned weights (.npz or .safetensors), written atomically")
+    p.add_argument("input", metavar="IN", help=WEIGHTS_HELP)
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="pruned weights, written atomically in the input's dtypes: FILE.safetensors or FILE.npz for "
+                        "one file, a directory (or a path ending in .index.json) for shards plus index")
     p.add_argument("--method", default="global", choices=list(METHODS))
     p.add_argument("--sparsity", type=float, required=True, help="fraction of the selected weights to remove, in [0, 1)")
     p.add_argument("--layers", action="append", default=None, metavar="PATTERN",
                    help="tensor name pattern (shell wildcard, or 're:' + regex); repeatable; default: tensors with ndim >= 2")
     p.add_argument("--value-bits", type=int, default=None, metavar="B",
-                   help="quantize kept values to B bits for the bit count (default: float32)")
+                   help="quantize kept values to B bits (1..16) for the bit count (default: float32)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args):
-    from ..io import load_weights, save_weights
+    from .._validation import check_finite_scalar, check_int
+    from ..errors import InvalidArgumentError
+    from ..io import open_weights
     from ..pruning import apply_masks, cost, prune
 
-    weights = load_weights(args.input)
-    result = prune(weights, method=args.method, sparsity=args.sparsity, layers=args.layers)
-    pruned = apply_masks(weights, result.masks)
-    c = cost(pruned, result.masks, value_bits=args.value_bits, layers=list(result.report))
-    save_weights(args.output, pruned)
+    sparsity = check_finite_scalar("--sparsity", args.sparsity)
+    if not 0.0 <= sparsity < 1.0:
+        raise InvalidArgumentError(f"`--sparsity` must lie in [0, 1), got {args.sparsity!r}.")
+    value_bits = None if args.value_bits is None else check_int("--value-bits", args.value_bits, minimum=1, maximum=16)
+    with open_weights(args.input) as src:
+        out = check_output(args.output, input_paths(src), suffixes=WEIGHT_OUTPUTS, shards=True)
+        weights = {n: src.value(n, copy=True) for n in src}
+        result = prune(weights, method=args.method, sparsity=sparsity, layers=args.layers)
+        pruned = apply_masks(weights, result.masks)
+        c = cost(pruned, result.masks, value_bits=value_bits, layers=list(result.report))
+        dtypes = stored_dtype_note(src, list(result.report))
+        written = save_weights_output(out, pruned, like=src)
     payload = {
         "method": result.method,
         "sparsity": result.sparsity,
@@ -39,15 +54,17 @@ def run(args):
         "bpp": c.bpp,
         "n_bits": c.n_bits,
         "n_params": c.n_params,
-        "value_bits": args.value_bits,
-        "output": str(args.output),
+        "value_bits": value_bits,
+        "stored_dtypes": dtypes,
+        "output": str(written),
     }
     width = max(len(k) for k in result.report)
     lines = [f"{result.method}: sparsity {result.sparsity:.6f} (target {result.target}), "
-             f"kept {result.n_kept}/{result.n_selected}"]
+             f"kept {result.n_kept}/{result.n_selected} (stored as "
+             + ", ".join(f"{k}: {v}" for k, v in dtypes.items()) + ")"]
     for k, v in result.report.items():
         lines.append(f"  {k:<{width}}  {v['kept']:>10}/{v['size']:<10} sparsity {v['sparsity']:.4f}")
-    vb = "float32" if args.value_bits is None else f"{args.value_bits}-bit"
+    vb = "float32" if value_bits is None else f"{value_bits}-bit"
     lines.append(f"measured {c.n_bits} bits = {c.bpp:.4f} bits/parameter over {c.n_params} parameters "
-                 f"(mask {c.mask_bits}, values {c.value_bits_total} [{vb}], header {c.header_bits}); wrote {args.output}")
+                 f"(mask {c.mask_bits}, values {c.value_bits_total} [{vb}], header {c.header_bits}); wrote {written}")
     return payload, "\n".join(lines)

@@ -2,44 +2,28 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from ..errors import InvalidArgumentError
+from ._common import WEIGHTS_HELP, add_json_flag, check_output, input_paths, read_input, stored_dtype_note, write_output
 
-__all__ = ["add_parser", "check_output"]
+__all__ = ["add_parser"]
 
-
-def check_output(output: str, *inputs: str, suffixes: tuple[str, ...]) -> Path:
-    """Refuse an output path that is an input, is not a regular file or new path, or has the wrong suffix."""
-    out = Path(output)
-    if not str(output):
-        raise InvalidArgumentError("`-o` is empty; give the path of the file to write.")
-    if out.suffix.lower() not in suffixes:
-        raise InvalidArgumentError(f"`-o` {output!r} must end in {' or '.join(suffixes)}.")
-    if out.exists() and not out.is_file():
-        raise InvalidArgumentError(f"`-o` {output!r} exists and is not a regular file; give a new path.")
-    for src in inputs:
-        if os.path.exists(src) and out.exists() and os.path.samefile(src, out):
-            raise InvalidArgumentError(f"`-o` {output!r} is the input file; write to another path.")
-    return out
+MAX_RATE = 32.0  # bits per parameter: a float32 costs 32; the quantizers' alphabets are sized from the rate
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
 
     p = sub.add_parser("quant", help="quantize a model near its rate-distortion bound (scalar, tcq, trellis)")
     qsub = p.add_subparsers(dest="quant_verb", metavar="{encode,decode,inspect}")
     qsub.required = True
 
     e = qsub.add_parser("encode", help="quantize and entropy-code weights into a .rdst stream")
-    e.add_argument("input", metavar="IN", help="weights file (.safetensors, .npz, .pt/.pth/.bin)")
-    e.add_argument("-o", "--output", required=True, metavar="OUT.rdst", help="stream file to write")
+    e.add_argument("input", metavar="IN", help=WEIGHTS_HELP)
+    e.add_argument("-o", "--output", required=True, metavar="OUT.rdst", help="stream file to write (.rdst)")
     e.add_argument("--method", choices=["scalar", "tcq", "trellis"], default="tcq",
                    help="scalar: deadzone + entropy coder; tcq: entropy-coded trellis; trellis: fixed-rate bitshift "
                         "trellis (default tcq)")
     target = e.add_mutually_exclusive_group(required=True)
-    target.add_argument("--rate", type=float, help="bits per parameter, every byte of the stream counted")
+    target.add_argument("--rate", type=float, help="bits per parameter in (0, 32], every byte of the stream counted")
     target.add_argument("--distortion", type=float, help="target d(u, û) (mean over all parameters)")
     e.add_argument("--metric", choices=["l1", "mse"], default="l1", help="distortion measure (default l1)")
     e.add_argument("--normalize", choices=["l2", "l1", "none"], default="l2",
@@ -52,7 +36,12 @@ def add_parser(sub) -> None:
 
     d = qsub.add_parser("decode", help="decode a quantized .rdst stream to weights")
     d.add_argument("input", metavar="IN.rdst")
-    d.add_argument("-o", "--output", required=True, metavar="OUT", help=".safetensors or .npz")
+    d.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="decoded weights, written atomically: FILE.safetensors or FILE.npz for one file, a directory "
+                        "(or a path ending in .index.json) for shards plus index")
+    d.add_argument("--like", default=None, metavar="CKPT",
+                   help="the encoded checkpoint (file, *.index.json or directory): write in its dtypes, key order and "
+                        "shard layout (default: the dtypes recorded in the stream)")
     add_json_flag(d)
     d.set_defaults(func=run_decode)
 
@@ -60,25 +49,6 @@ def add_parser(sub) -> None:
     i.add_argument("input", metavar="IN.rdst")
     add_json_flag(i)
     i.set_defaults(func=run_inspect)
-
-
-def _read(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidArgumentError(f"`IN` {path!r} does not exist or is not a file.")
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise InvalidArgumentError(f"`IN` {path!r} cannot be read: {exc.strerror}.") from None
-
-
-def _write(path: Path, data: bytes) -> None:
-    from ..coding.container import atomic_write
-
-    try:
-        atomic_write(path, data)
-    except OSError as exc:
-        raise InvalidArgumentError(f"`-o` {str(path)!r} cannot be written: {exc.strerror or exc}.") from None
 
 
 def format_report(r) -> str:
@@ -98,48 +68,68 @@ def format_report(r) -> str:
 
 def run_encode(args):
     from .. import quant
-    from ..io import load_weights
+    from .._validation import check_int, check_positive
+    from ..io import codable_weights, open_weights
 
-    out = check_output(args.output, args.input, suffixes=(".rdst",))
-    weights = load_weights(args.input)
+    rate = distortion = None
+    if args.rate is not None:
+        rate = check_positive("--rate", args.rate)
+        if rate > MAX_RATE:
+            raise InvalidArgumentError(
+                f"`--rate` must be at most {MAX_RATE:g} bits per parameter (a float32 costs 32; the quantizers' "
+                f"alphabets grow as 2^rate), got {args.rate!r}.")
+    if args.distortion is not None:
+        distortion = check_positive("--distortion", args.distortion)
     opts = {}
     if args.states is not None:
         if args.method != "tcq":
             raise InvalidArgumentError("`--states` belongs to `--method tcq`.")
-        opts["states"] = args.states
+        opts["states"] = check_int("--states", args.states, minimum=4, maximum=256)
     if args.trellis_l is not None:
         if args.method != "trellis":
             raise InvalidArgumentError("`--L` belongs to `--method trellis`.")
-        opts["L"] = args.trellis_l
-    enc = quant.encode(weights, method=args.method, rate=args.rate, distortion=args.distortion, metric=args.metric,
+        opts["L"] = check_int("--L", args.trellis_l, minimum=2, maximum=16)
+    with open_weights(args.input) as src:
+        out = check_output(args.output, input_paths(src), suffixes=(".rdst",))
+        kept, notes = codable_weights(src)  # integer buffers (num_batches_tracked...) are not quantized
+        if not kept:
+            raise InvalidArgumentError(f"`IN` {args.input!r} has no floating-point tensor to quantize.")
+        weights = {n: src.value(n, copy=True) for n in kept}
+        dtypes = stored_dtype_note(src, list(kept))
+    enc = quant.encode(weights, method=args.method, rate=rate, distortion=distortion, metric=args.metric,
                        normalize=None if args.normalize == "none" else args.normalize, bound=not args.no_bound,
                        **opts)
-    _write(out, enc.stream)
+    del weights
+    write_output(out, enc.stream)
     payload = enc.report.to_dict()
     payload["output"] = str(out)
-    return payload, format_report(enc.report) + f"\nwrote {out} ({len(enc.stream)} bytes)"
+    payload["stored_dtypes"] = dtypes
+    payload["notes"] = notes
+    coded = ", ".join(f"{k} ({v} parameters)" for k, v in dtypes.items())
+    text = "\n".join([format_report(enc.report), f"coded from {coded}", *notes,
+                      f"wrote {out} ({len(enc.stream)} bytes)"])
+    return payload, text
 
 
 def run_decode(args):
     from .. import quant
-    from ..io import save_weights
+    from .surp import decoded_output
 
-    out = check_output(args.output, args.input, suffixes=(".safetensors", ".npz"))
-    stream = _read(args.input)
+    stream = read_input(args.input)
+    decoded_output(args, None, args.input)  # refuse a bad -o/--like before decoding
     info = quant.inspect(stream)
     weights = quant.decode(stream)
-    try:
-        save_weights(out, weights)
-    except OSError as exc:
-        raise InvalidArgumentError(f"`-o` {str(out)!r} cannot be written: {exc.strerror or exc}.") from None
-    payload = {"output": str(out), "n_params": info["n_params"], "method": info["method"], "tensors": list(weights)}
-    return payload, f"wrote {out}: {len(weights)} tensors, {info['n_params']} parameters ({info['method']})"
+    out, dtypes = decoded_output(args, weights, args.input)
+    payload = {"output": str(out), "n_params": info["n_params"], "method": info["method"], "tensors": list(weights),
+               "written_dtypes": dtypes}
+    return payload, (f"wrote {out}: {len(weights)} tensors, {info['n_params']} parameters ({info['method']}), as "
+                     + ", ".join(dtypes))
 
 
 def run_inspect(args):
     from .. import quant
 
-    info = quant.inspect(_read(args.input))
+    info = quant.inspect(read_input(args.input))
     lines = [f"quantized model ({info['method']}, metric {info['metric']}, normalize={info['normalize']}, "
              f"coder {info['coder']}): {info['n_params']} parameters, {info['n_bits']} bits = {info['bpp']:.4f} bpp"]
     for name, t in info["tensors"].items():

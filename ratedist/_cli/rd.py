@@ -6,7 +6,7 @@ from ..errors import InvalidArgumentError
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser("rd", help="rate-distortion functions (closed forms, Blahut-Arimoto)")
     rsub = p.add_subparsers(dest="rd_verb", metavar="{closed,ba}")
@@ -30,17 +30,31 @@ def add_parser(sub) -> None:
 
 
 def _param(args):
+    from .._validation import check_open_unit, check_positive
+
     need = {"laplace": "lam", "gaussian": "variance", "bernoulli": "p"}[args.source]
     value = getattr(args, need)
     if value is None:
         raise InvalidArgumentError(f"`--{need}` is required with `--source {args.source}`.")
-    return value
+    for other in ("lam", "variance", "p"):
+        if other != need and getattr(args, other) is not None:
+            raise InvalidArgumentError(f"`--{other}` does not apply to `--source {args.source}`; give `--{need}`.")
+    if need == "p":
+        return check_open_unit("--p", value)
+    return check_positive(f"--{need}", value)
 
 
 def run_closed(args):
     from .. import rd
 
+    from .._validation import check_nonnegative, check_positive
+
     value = _param(args)
+    if args.distortion is not None:
+        check = check_nonnegative if args.source == "bernoulli" else check_positive
+        args.distortion = check("--distortion", args.distortion)
+    else:
+        args.rate = check_nonnegative("--rate", args.rate)
     fns = {
         "laplace": (rd.rate_laplace, rd.distortion_laplace),
         "gaussian": (rd.rate_gaussian, rd.distortion_gaussian),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 __all__ = ["add_parser", "run"]
 
+# n·R ≤ 24·8 index bits in all; each stage's codebook (2^(n·R/L) codewords) is also capped by the library.
+MAX_RATE = 8.0
+# The source blocks, their reconstructions and indices are held in memory (about 8·(2n + L) bytes per block).
+MAX_BLOCKS = 10_000_000
+
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser(
         "refine",
@@ -15,11 +20,12 @@ def add_parser(sub) -> None:
                     "(split evenly, in bits/symbol) and compare with one stage at the same rate.",
     )
     p.add_argument("--block", type=int, required=True, help="block length n (1..24)")
-    p.add_argument("--stages", type=int, required=True, help="number of stages L")
-    p.add_argument("--rate", type=float, required=True, help="total rate R in bits per symbol")
-    p.add_argument("--blocks", type=int, default=2000, help="number of source blocks")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lam", type=float, default=1.0, help="Laplace rate parameter λ of the source")
+    p.add_argument("--stages", type=int, required=True, help="number of stages L (1..64)")
+    p.add_argument("--rate", type=float, required=True,
+                   help=f"total rate R in bits per symbol, 0..{MAX_RATE:g} (a stage's codebook has 2^(n·R/L) entries)")
+    p.add_argument("--blocks", type=int, default=2000, help=f"number of source blocks, 1..{MAX_BLOCKS}")
+    p.add_argument("--seed", type=int, default=0, help="seed, 0..2^63-1")
+    p.add_argument("--lam", type=float, default=1.0, help="Laplace rate parameter λ > 0 of the source")
     p.add_argument("--backend", default="auto", choices=["auto", "numpy", "numba", "cuda"])
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -28,9 +34,21 @@ def add_parser(sub) -> None:
 def run(args):
     from ..refinement import measure_refinement, split_rate
 
-    rates = split_rate(args.block, args.rate, args.stages)
-    rep = measure_refinement(args.block, rates, blocks=args.blocks, lam=args.lam, seed=args.seed,
-                             backend=args.backend)
+    from .._validation import check_int, check_nonnegative, check_positive
+    from ..errors import InvalidArgumentError
+    from ._common import check_seed
+
+    block = check_int("--block", args.block, minimum=1, maximum=24)
+    stages = check_int("--stages", args.stages, minimum=1, maximum=64)
+    rate = check_nonnegative("--rate", args.rate)
+    if rate > MAX_RATE:
+        raise InvalidArgumentError(f"`--rate` must be at most {MAX_RATE:g} bits per symbol (random codebooks have "
+                                   f"2^(n·R/L) entries), got {args.rate!r}.")
+    blocks = check_int("--blocks", args.blocks, minimum=1, maximum=MAX_BLOCKS)
+    seed = check_seed("--seed", args.seed)
+    lam = check_positive("--lam", args.lam)
+    rates = split_rate(block, rate, stages)
+    rep = measure_refinement(block, rates, blocks=blocks, lam=lam, seed=seed, backend=args.backend)
     one = rep.single_stage
     payload = {
         "stages": [{"rate": s.rate, "cumulative_rate": s.cumulative_rate, "measured_rate": s.measured_rate,

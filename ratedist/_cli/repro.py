@@ -13,16 +13,18 @@ from ..errors import BackendUnavailableError, InvalidArgumentError
 __all__ = ["add_parser", "run", "TABLES"]
 
 TABLES = ("surp", "fedpm", "sparse")
+MAX_SEEDS = 100  # each seed trains every network of the table again (minutes each) and keeps its results
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm, sparse)",
                        description=__doc__.splitlines()[0])
     p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning), fedpm (FedPM vs baselines) or sparse (sparse training methods)")
     p.add_argument("--quick", action="store_true", help="smoke-test configuration (1 seed, few rounds; < 1 min)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: 3 full, 1 quick)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"number of seeds 0..N-1, 1..{MAX_SEEDS} (default: 3 full, 1 quick)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--engine", choices=("inprocess", "flower"), default="inprocess",
                    help="fedpm only: run the federated loop in this process or on Flower's simulation engine")
@@ -35,8 +37,11 @@ def run(args):
 
     if args.table not in TABLES:
         raise InvalidArgumentError(f"`table` must be one of {', '.join(TABLES)}; got {args.table!r}.")
-    if args.seeds is not None and args.seeds < 1:
-        raise InvalidArgumentError(f"`--seeds` must be >= 1, got {args.seeds!r}.")
+    from .._validation import check_int
+    from ._common import check_output_dir
+
+    seeds = None if args.seeds is None else check_int("--seeds", args.seeds, minimum=1, maximum=MAX_SEEDS)
+    out = check_output_dir(args.out)
     path = repo_root() / "paper_repro" / f"{args.table}_table.py"
     if not path.exists():
         raise InvalidArgumentError(
@@ -54,4 +59,4 @@ def run(args):
         raise InvalidArgumentError(f"`--engine` {engine!r} applies to the fedpm table only; drop it for {args.table!r}.")
     mod = load_script(path)
     extra = {"engine": engine} if args.table == "fedpm" else {}
-    return mod.run(quick=args.quick, seeds=args.seeds, out=args.out, **extra)
+    return mod.run(quick=args.quick, seeds=seeds, out=str(out), **extra)

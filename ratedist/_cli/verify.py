@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_json_flag
+    from ._common import add_json_flag
 
     p = sub.add_parser("verify", help="check the theory's claims numerically (the claims ledger)")
     p.add_argument("--select", default=None, help="run only claims whose id contains this text")

@@ -123,12 +123,19 @@ class TorchFile:
 
         t = self.tensors[name].detach()
         dtype = self.dtypes[name]
-        if is_narrow_float(dtype):
-            # NumPy has no bfloat16/float8: reinterpret the same bytes as a same-width integer, then as ml_dtypes.
-            same_width = torch.int16 if dtype.itemsize == 2 else torch.uint8
-            arr = t.view(same_width).numpy().view(dtype)
-        else:
-            arr = t.resolve_conj().numpy()
+        try:
+            t = t.resolve_conj().resolve_neg()
+            if is_narrow_float(dtype):
+                # NumPy has no bfloat16/float8: reinterpret the same bytes as a same-width integer, then as ml_dtypes.
+                same_width = torch.int16 if dtype.itemsize == 2 else torch.uint8
+                arr = t.view(same_width).numpy().view(dtype)
+            else:
+                arr = t.numpy()
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:  # torch's own refusals
+            raise InvalidArgumentError(
+                f"`path` {str(self.path)!r}: tensor {name!r} ({t.dtype}, shape {tuple(t.shape)}) cannot be read as "
+                f"an array ({_first_line(exc)}); save it as a plain dense tensor (t.contiguous().clone()) first."
+            ) from None
         arr = arr.view()
         arr.flags.writeable = False
         return arr

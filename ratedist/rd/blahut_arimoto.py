@@ -842,7 +842,7 @@ def _coarse_start(xp, p, step, s, distortion_type, method, tol_n, max_iter):
 
 
 def _target_search(xp, p, op_factory, col_mean_d, d_min, target, tol_n, max_iter, max_solves, accelerate,
-                   units, who):
+                   units, who, max_total_iter=None):
     """Find R(target) by solving BA at several slopes.
 
     Every solved point k gives an achievable pair (D_k, R_k) and a supporting
@@ -890,11 +890,14 @@ def _target_search(xp, p, op_factory, col_mean_d, d_min, target, tol_n, max_iter
     sub_tol = tol_n / 4
     converged = False
     for _ in range(max_solves):
+        if max_total_iter is not None and total >= max_total_iter:
+            break
         op = op_factory(s)
         theta0 = theta if theta is not None else xp.full(m_y, -math.log(m_y))
+        n_max = max_iter if max_total_iter is None else min(max_iter, max_total_iter - total)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            e, n, _conv = _solve(xp, op, p, theta0, sub_tol, max_iter, accelerate)
+            e, n, _conv = _solve(xp, op, p, theta0, sub_tol, n_max, accelerate)
         total += n
         dk = op.mean_distortion(e.theta, e.log_z, p)
         rk = max(s * dk - e.L - e.kl, 0.0)
@@ -930,6 +933,10 @@ def _target_search(xp, p, op_factory, col_mean_d, d_min, target, tol_n, max_iter
             break
         s = -math.exp(u)
     upper, lower, pair = certificate()
+    if pair is None:  # every solved slope lies above the target: no achievable point brackets it
+        raise UnreachableTargetError(
+            f"{who}: after {total} iterations no slope reached D <= {target:.6g} (the search stopped at the "
+            "iteration or slope budget); raise `max_iter`/`max_total_iter` or `max_solves`.")
     if not converged:
         warnings.warn(
             f"{who}: after {total} iterations the certificate at D = {target:.6g} is [{lower:.6g}, {upper:.6g}] "
@@ -949,7 +956,7 @@ def _target_search(xp, p, op_factory, col_mean_d, d_min, target, tol_n, max_iter
 
 
 def rate_at_distortion(p_x, distortion_matrix, distortion, *, tol=1e-6, max_iter=100_000, max_solves=60,
-                       accelerate=True, backend="auto", units="nats") -> BAResult:
+                       accelerate=True, backend="auto", units="nats", max_total_iter=None) -> BAResult:
     """R at a target distortion D, by searching the slope (certified).
 
     Solves Blahut–Arimoto at a sequence of slopes (secant steps on
@@ -971,6 +978,9 @@ def rate_at_distortion(p_x, distortion_matrix, distortion, *, tol=1e-6, max_iter
         Maximum BA-map evaluations per slope.
     max_solves : int
         Maximum number of slopes tried.
+    max_total_iter : int, optional
+        Maximum BA-map evaluations over the whole slope search (default: no
+        limit beyond ``max_iter × max_solves``).
 
     Returns
     -------
@@ -997,13 +1007,14 @@ def rate_at_distortion(p_x, distortion_matrix, distortion, *, tol=1e-6, max_iter
     ph, dh = to_host(p), to_host(d)
     col = ph @ dh
     d_min = float(ph @ dh.min(axis=1))
+    budget = None if max_total_iter is None else check_int("max_total_iter", max_total_iter, minimum=1)
     return _target_search(xp, p, lambda s: _make_dense_op(xp, d, s, kind), col, d_min, target, tol_n,
-                          max_iter, max_solves, bool(accelerate), units, "rate_at_distortion")
+                          max_iter, max_solves, bool(accelerate), units, "rate_at_distortion", budget)
 
 
 def rate_at_distortion_grid(points, p_x, distortion, *, distortion_type="absolute", tol=1e-6,
                             max_iter=100_000, max_solves=60, accelerate=True, method="auto",
-                            units="nats") -> BAResult:
+                            units="nats", max_total_iter=None) -> BAResult:
     """R at a target distortion D on a uniform grid (fast path of :func:`rate_at_distortion`).
 
     Parameters are those of :func:`blahut_arimoto_grid` and
@@ -1020,6 +1031,7 @@ def rate_at_distortion_grid(points, p_x, distortion, *, distortion_type="absolut
     tol_n, max_iter, _ = _check_common(tol, max_iter, units)
     max_solves = check_int("max_solves", max_solves, minimum=1)
     target = check_positive("distortion", distortion)
+    budget = None if max_total_iter is None else check_int("max_total_iter", max_total_iter, minimum=1)
     xp, p, x, step = _grid_setup(points, p_x, distortion_type, method)
     m = x.shape[0]
     ph = to_host(p)
@@ -1032,5 +1044,5 @@ def rate_at_distortion_grid(points, p_x, distortion, *, distortion_type="absolut
     col = np.maximum(full[m - 1:2 * m - 1], 0.0)
     return _target_search(xp, p, lambda s: _Toeplitz(xp, m, step, s, distortion_type, method), col, 0.0,
                           target, tol_n, max_iter, max_solves, bool(accelerate), units,
-                          "rate_at_distortion_grid")
+                          "rate_at_distortion_grid", budget)
 
