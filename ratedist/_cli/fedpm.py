@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 THETA_DISTS = ("uniform", "beta", "half")
 
@@ -23,7 +22,9 @@ def add_parser(sub) -> None:
     e.set_defaults(func=run_estimate)
 
 
-def draw_theta(dist: str, k: int, d: int, seed: int) -> np.ndarray:
+def draw_theta(dist: str, k: int, d: int, seed: int):
+    import numpy as np
+
     rng = np.random.default_rng([seed, 99])
     if dist == "uniform":
         return rng.random((k, d))
@@ -33,6 +34,8 @@ def draw_theta(dist: str, k: int, d: int, seed: int) -> np.ndarray:
 
 
 def run_estimate(args):
+    import numpy as np
+
     from .._validation import check_int
     from ..fedpm import bitrate_paper, error_bound, estimator_error, mean_estimate, sample_masks
 

@@ -12,9 +12,13 @@ from ._common import WEIGHTS_HELP, check_output_dir, input_paths, jsonable, stor
 __all__ = ["add_parser"]
 
 
+#: ``ratedist.frontier.METHODS``, spelled out so that ``ratedist --help`` does not import NumPy
+#: (tests/test_imports.py checks that the two agree).
+METHODS = ("surp", "surp_parallel", "magnitude", "lamp", "scalar", "tcq", "trellis")
+
+
 def add_parser(sub) -> None:
     from ._common import add_json_flag
-    from ..frontier import METHODS
 
     p = sub.add_parser("frontier", help="the model's rate-distortion bound beside every coder, from decoded bytes")
     p.add_argument("input", metavar="IN", help=WEIGHTS_HELP)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 
 
 def add_parser(sub) -> None:
@@ -15,6 +13,8 @@ def add_parser(sub) -> None:
 
 
 def _version(dist: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -36,6 +36,8 @@ def run(args):
             device = None
     versions = {d: _version(d) for d in ("ratedist", "numpy", "scipy", "numba", "constriction",
                                           "safetensors", "array-api-compat", "cupy-cuda12x", "torch")}
+    import platform
+
     versions["python"] = platform.python_version()
     payload = {"backends": backends, "device": device, "cuda_simulator": cuda_simulated(), "versions": versions}
     lines = ["backends: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in backends.items()),

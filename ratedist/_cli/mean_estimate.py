@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 METHODS = ("fedpm", "qsgd", "drive", "eden", "fedmask")
 
@@ -49,6 +48,8 @@ def method_params(method: str, bits):
 
 
 def run(args):
+    import numpy as np
+
     from .._validation import check_int
     from ..compressors import estimate_mean, get_compressor
     from ..errors import InvalidArgumentError

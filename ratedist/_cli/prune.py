@@ -7,10 +7,12 @@ from ._common import (WEIGHTS_HELP, add_json_flag, check_output, input_paths, sa
 
 WEIGHT_OUTPUTS = (".safetensors", ".npz")
 
+#: ``ratedist.pruning.METHODS``, spelled out so that ``ratedist --help`` does not import NumPy
+#: (tests/test_imports.py checks that the two agree).
+METHODS = ("global", "uniform", "adaptive", "lamp", "er", "erk")
+
 
 def add_parser(sub) -> None:
-    from ..pruning.allocation import METHODS
-
     p = sub.add_parser("prune", help="prune a weight file (global, uniform, adaptive, LAMP, ER, ERK) and measure its bits")
     p.add_argument("input", metavar="IN", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
