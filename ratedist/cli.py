@@ -25,7 +25,7 @@ from .errors import RatedistError
 __all__ = ["main", "build_parser"]
 
 # Each name is a module in ratedist/_cli/ that adds one verb.
-VERBS = ["info", "rd", "verify", "figures", "repro", "prune", "bound", "refine", "fedpm", "mean_estimate", "surp", "quant", "frontier"]
+VERBS = ["info", "rd", "verify", "figures", "repro", "prune", "decode", "bound", "refine", "fedpm", "mean_estimate", "surp", "quant", "frontier"]
 
 
 class _Parser(argparse.ArgumentParser):
