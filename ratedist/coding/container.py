@@ -82,8 +82,9 @@ def pack_container(header: dict, segments: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-# Longest integer literal a header may hold: seeds and sizes are below 2**64 (20 digits).
-_MAX_INT_DIGITS = 40
+# Longest integer literal a header may hold (Python's int() refuses more than 4300 digits by default;
+# sizes are below 2**64, 20 digits, but a user's seed may be any non-negative integer).
+_MAX_INT_DIGITS = 4000
 
 
 def _json_constant(name: str):

@@ -296,6 +296,10 @@ def decode_mask_per_coordinate(data: bytes, theta_g) -> np.ndarray:
     import constriction
 
     n, words = _read_head(data, _TAG_COORD, "FedPM mask (per-coordinate)")
+    size = int(np.size(theta_g))
+    if np.ndim(theta_g) == 1 and size != n:  # the payload's declared length is the untrusted side
+        raise CorruptStreamError(f"mask payload declares {n} entries but `theta_g` has {size}: the payload is "
+                                 "corrupted, or was coded against another model's θ^g.")
     p = _coord_probs(theta_g, n)
     try:
         dec = constriction.stream.queue.RangeDecoder(words)
