@@ -45,6 +45,7 @@ def _as_bytes(stream) -> bytes:
     )
 
 
+_MAX_MAGNITUDE = 1.0 + 1e-6  # |û| bound of a genuine stream (see decode_vector), with room for rounding
 # Largest JSON number that a prefix size may hold (every size is below 2**53, exact in a float).
 _MAX_BYTES = 2**53
 
@@ -122,10 +123,9 @@ def read_header(stream: bytes) -> dict:
             read_float(cp, key, lo=0.0, hi=1.0, path=path)
         if sequential:
             last_nnz = read_int(cp, "nnz", lo=last_nnz, hi=n, path=path)
-        if "n_bytes" in cp:
-            nb = read_int(cp, "n_bytes", lo=max(last_bytes, hdr_end), hi=_MAX_BYTES, path=path)
-            read_int(cp, "n_bits", lo=8 * nb, hi=8 * nb, path=path)
-            last_bytes = nb
+        nb = read_int(cp, "n_bytes", lo=max(last_bytes, hdr_end), hi=_MAX_BYTES, path=path)
+        read_int(cp, "n_bits", lo=8 * nb, hi=8 * nb, path=path)
+        last_bytes = nb
         last_seg, last_it = seg, it
     return h
 
@@ -217,6 +217,13 @@ def decode_vector(stream: bytes, *, sparsity=None, checkpoint=None) -> tuple[np.
     u_hat = np.asarray(u_hat, dtype=np.float64)
     if u_hat.shape != (header["n_params"],):
         raise CorruptStreamError(f"decoded {u_hat.shape} values for {header['n_params']} parameters.")
+    # Both encoders add τ to â_i only while the residual a_i − â_i exceeds τ, so â_i < a_i ≤ 1 (a is a
+    # weight over its tensor's L2 or L1 norm), up to float64 rounding of the sums; a larger magnitude
+    # means forged parameters (thresholds, sf, tau1) behind a valid CRC.
+    top = float(np.max(np.abs(u_hat))) if u_hat.size else 0.0
+    if not top <= _MAX_MAGNITUDE:
+        raise CorruptStreamError(f"the stream decodes to a normalized magnitude {top!r} > 1, which no encoder "
+                                 "writes: its header parameters are corrupted.")
     return u_hat, header, k
 
 
