@@ -322,6 +322,42 @@ def test_hostile_header_strategy(name, pick, value, delete):
     assert time.perf_counter() - t0 < SECONDS
 
 
+_COMPACT = [n for n in sorted(CASES) if _golden(n)[:4] != b"RDST"]
+
+
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(_COMPACT), field=st.integers(0, 3), value=st.integers(0, 2**70),
+       f32=st.floats(width=32), at=st.integers(0, 40))
+def test_hostile_compact_header_strategy(name, field, value, f32, at):
+    """Any compact payload (compressors, FedPM masks) whose varint dimension/length or seed is replaced by
+    any integer up to 2^70, or one of whose first parameter bytes is replaced by any float32 (NaN and
+    ±inf included), CRC recomputed: CorruptStreamError/InvalidArgumentError or a decode, within a second
+    and 256 MiB, never another exception."""
+    body = unseal(_golden(name), "test")
+    if name.startswith("fedpm_mask"):
+        n, pos = get_varint(body, 1)
+        forged = body[:1] + put_varint(value) + body[pos:] if field < 2 else \
+            body[:pos + at % 8] + struct.pack("<f", f32) + body[pos + at % 8 + 4:]
+    else:
+        d, pos = get_varint(body, 3)
+        seed, rest = get_varint(body, pos)
+        if field == 0:
+            forged = body[:3] + put_varint(value) + body[pos:]
+        elif field == 1:
+            forged = body[:pos] + put_varint(value) + body[rest:]
+        else:
+            i = rest + at % 12
+            forged = body[:i] + struct.pack("<f", f32) + body[i + 4:]
+    data = seal(forged)
+    t0 = time.perf_counter()
+    with limits.limit_memory(BUDGET):
+        try:
+            CASES[name][1](data)
+        except REFUSED:
+            pass
+    assert time.perf_counter() - t0 < SECONDS
+
+
 # ------------------------------------------------------------------ the typed readers and the budget
 
 
