@@ -411,3 +411,39 @@ def test_genuine_streams_still_decode_under_the_budget():
     with limits.limit_memory(BUDGET):
         for name, (_, decode) in CASES.items():
             assert _streams.digest(decode(_golden(name))) == manifest[name]["decoded_sha256"], name
+
+
+# ------------------------------------------------------------------ encoders never write what decoders refuse
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "parallel"])
+def test_float64_weights_near_overflow_round_trip(algorithm):
+    """float64 weights up to 1.7e308 (whose squares overflow) get a finite scaled L2 norm: both encoders
+    write a stream that decodes, bit for bit, to their own finite reconstruction."""
+    from ratedist import surp
+
+    w = {"w": np.random.default_rng(0).laplace(size=200), "big": np.array([1.7e308, -3e307, 1e300, 0.0])}
+    enc = surp.encode(w, [0.5], algorithm=algorithm, keep_reconstructions=True, bound=False)
+    out = surp.decode(enc.stream)
+    assert np.isfinite(out["big"]).all() and out["big"][0] > 1e307
+    assert all(np.array_equal(out[k], enc.reconstructions[-1][k]) for k in w)
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "parallel"])
+def test_unrepresentable_norm_is_refused_up_front(algorithm):
+    """A tensor whose L2 norm exceeds the float64 range is refused by both encoders with an error naming it."""
+    from ratedist import surp
+
+    w = {"w": np.full(10, 1.5e308)}
+    with pytest.raises(InvalidArgumentError, match=r"`weights`\['w'\] has L2 norm inf"):
+        surp.encode(w, [0.5], algorithm=algorithm, bound=False)
+
+
+def test_subnormal_weights_get_a_nonzero_norm():
+    """Subnormal weights (whose squares underflow to 0) are not mistaken for an all-zero tensor."""
+    from ratedist import surp
+
+    w = {"w": np.array([1e-320, -5e-322, 3e-321, 0.0])}
+    enc = surp.encode(w, [0.5], algorithm="parallel", keep_reconstructions=True, bound=False)
+    assert surp.inspect(enc.stream)["tensors"][0]["norm"] > 0
+    assert np.array_equal(surp.decode(enc.stream)["w"], enc.reconstructions[-1]["w"])
