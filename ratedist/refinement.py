@@ -27,7 +27,8 @@ import numpy as np
 from ._backend import resolve_backend
 from ._units import check_units, from_nats, to_nats
 from ._validation import check_finite_array, check_int, check_nonnegative, check_positive
-from .coding.container import pack_container, unpack_container
+from .coding.container import _MAX_INT_DIGITS, pack_container, unpack_container
+from .coding.header import read_float, read_int, read_int_list
 from .coding.limits import check_fits
 from .errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError, UnreachableTargetError
 from .rd.channel import laplace_reproduction_law
@@ -394,15 +395,14 @@ def refinement_decode_bytes(blob: bytes, *, stages: int | None = None) -> np.nda
     h = c.header
     if h.get("format") != _FORMAT:
         raise CorruptStreamError(f"stream format {h.get('format')!r} is not {_FORMAT!r}.")
-    try:
-        block = int(h["block"])
-        bits = tuple(int(k) for k in h["index_bits"])
-        lam, seed, n_blocks = float(h["lam"]), int(h["seed"]), int(h["n_blocks"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptStreamError(f"refinement header is incomplete or malformed: {exc!r}.") from None
-    if not (1 <= block <= MAX_BLOCK and bits and all(0 <= k <= 40 for k in bits) and n_blocks >= 0
-            and math.isfinite(lam) and lam > 0 and seed >= 0 and len(bits) == h["n_segments"]):
-        raise CorruptStreamError(f"refinement header has out-of-range values: {h}.")
+    block = read_int(h, "block", lo=1, hi=MAX_BLOCK)
+    bits = tuple(read_int_list(h, "index_bits", lo=0, hi=40, min_len=1, max_len=max(1, h["n_segments"])))
+    lam = read_float(h, "lam", lo=0.0, lo_open=True, hi=1e300)
+    seed = read_int(h, "seed", lo=0, hi=10**_MAX_INT_DIGITS)  # the encoder takes any non-negative seed
+    n_blocks = read_int(h, "n_blocks", lo=0, hi=2**62)
+    if len(bits) != h["n_segments"]:
+        raise CorruptStreamError(f"stream header field `index_bits` lists {len(bits)} stages but the stream has "
+                                 f"{h['n_segments']} segments.")
     if not c.segments:
         raise CorruptStreamError("the stream holds no stage; decode at least one segment.")
     # indices (int64) and cumulative reconstructions (float64), per stage and block

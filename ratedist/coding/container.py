@@ -20,6 +20,7 @@ bytes actually present before anything is allocated.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -67,7 +68,11 @@ def pack_container(header: dict, segments: list[bytes]) -> bytes:
     """
     header = dict(header)
     header["n_segments"] = len(segments)
-    hdr = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    try:  # NaN/Infinity are not JSON: a stream holding them would not decode, so refuse to write it
+        hdr = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise InvalidArgumentError(f"`header` holds a value that JSON cannot carry ({exc}); the stream would "
+                                   "not decode. Check the inputs for NaN or infinite values.") from None
     if len(hdr) > MAX_HEADER_BYTES:
         raise InvalidArgumentError(f"`header` serializes to {len(hdr)} bytes; the limit is {MAX_HEADER_BYTES}.")
     parts = [_FIXED.pack(MAGIC, FORMAT_VERSION, 0, len(hdr)), hdr, _U32.pack(zlib.crc32(hdr))]
@@ -75,6 +80,42 @@ def pack_container(header: dict, segments: list[bytes]) -> bytes:
         seg = bytes(seg)
         parts += [_U32.pack(len(seg)), seg, _U32.pack(zlib.crc32(seg))]
     return b"".join(parts)
+
+
+# Longest integer literal a header may hold (Python's int() refuses more than 4300 digits by default;
+# sizes are below 2**64, 20 digits, but a user's seed may be any non-negative integer).
+_MAX_INT_DIGITS = 4000
+
+
+def _json_constant(name: str):
+    raise CorruptStreamError(f"header holds the non-JSON number {name}; the stream is corrupted or forged.")
+
+
+def _json_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise CorruptStreamError(f"header holds the number {text[:40]} that overflows a float; the stream is corrupted.")
+    return v
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise CorruptStreamError(f"header holds an integer of {len(text)} digits (at most {_MAX_INT_DIGITS}); "
+                                 "the stream is corrupted.")
+    return int(text)
+
+
+def _parse_json(hdr: bytes) -> dict:
+    """The header's JSON object; NaN, ±Infinity, overflowing floats, huge integers, invalid UTF-8
+    and absurd nesting all raise :class:`CorruptStreamError` (json itself would accept the first
+    three, or leak ``OverflowError``/``ValueError``/``RecursionError``)."""
+    try:
+        return json.loads(hdr.decode("utf-8"), parse_constant=_json_constant, parse_float=_json_float,
+                          parse_int=_json_int)
+    except CorruptStreamError:
+        raise
+    except (UnicodeDecodeError, ValueError, OverflowError, RecursionError) as exc:
+        raise CorruptStreamError(f"header is not valid JSON: {str(exc)[:200]}.") from None
 
 
 def _read_header(buf: bytes) -> tuple[dict, int, int]:
@@ -92,10 +133,7 @@ def _read_header(buf: bytes) -> tuple[dict, int, int]:
     (crc,) = _U32.unpack_from(buf, end)
     if zlib.crc32(hdr) != crc:
         raise CorruptStreamError("header CRC32 mismatch: the stream is corrupted.")
-    try:
-        header = json.loads(hdr.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # pragma: no cover - CRC makes this rare
-        raise CorruptStreamError(f"header is not valid JSON: {exc}.") from None
+    header = _parse_json(hdr)
     if not isinstance(header, dict) or not isinstance(header.get("n_segments"), int) or header["n_segments"] < 0:
         raise CorruptStreamError("header is not a JSON object with a non-negative integer `n_segments`.")
     return header, version, end + 4

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._validation import check_choice
 from ..errors import CorruptStreamError
-from .base import ROTATIONS, Compressor, check_rotation, pack_f32, rotate, rotated_length, unpack_f32, unrotate
+from .base import ROTATIONS, Compressor, check_rotated_decode, check_rotation, pack_f32, rotate, unpack_f32, unrotate
 
 __all__ = ["DRIVE"]
 
@@ -68,7 +68,7 @@ class DRIVE(Compressor):
             raise CorruptStreamError("DRIVE payload has no valid scale/rotation flag.")
         rotation = ROTATIONS[buf[pos] >> 1]
         s, pos = unpack_f32(buf, pos + 1)
-        n = rotated_length(d, rotation)
+        n = check_rotated_decode("drive", d, rotation)
         body = np.frombuffer(buf, dtype=np.uint8, offset=pos)
         if body.size != (n + 7) // 8:
             raise CorruptStreamError(f"DRIVE payload holds {body.size} sign bytes, expected {(n + 7) // 8} for d={d}.")

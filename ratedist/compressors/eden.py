@@ -25,8 +25,8 @@ from .base import (
     PURPOSE_BITS,
     ROTATIONS,
     Compressor,
+    check_rotated_decode,
     check_rotation,
-    rotated_length,
     pack_f32,
     rotate,
     stream_rng,
@@ -116,6 +116,24 @@ def _widths(seed: int, n: int, b: float) -> np.ndarray:
     return w
 
 
+# Bernstein's inequality for the Binomial(n, f) count of extra bits: P(|X − nf| ≥ t) ≤ 2 exp(−t²/(2(nf + t/3)));
+# with c = 64 ln 2 the bound is 2·2⁻⁶⁴ at t = c/3 + sqrt(c²/9 + 2c·nf), so a genuine payload is never refused.
+_TAIL_C = 64 * math.log(2)
+
+
+def _check_body_size(n_body: int, n: int, b: float) -> None:
+    """Refuse, in O(1), a body whose size the widths of n coordinates at b bits could not produce."""
+    lo = math.floor(b)
+    frac = b - lo
+    mean = n * b
+    t = _TAIL_C / 3 + math.sqrt(_TAIL_C**2 / 9 + 2 * _TAIL_C * n * frac) if frac > 0 else 0.0
+    least, most = max(lo * n, mean - t), min((lo + 1) * n if frac > 0 else lo * n, mean + t)
+    # the body holds ceil(total / 8) bytes: total lies in [8 n_body − 7, 8 n_body]
+    if 8 * n_body < least or 8 * n_body - 7 > most:
+        raise CorruptStreamError(f"EDEN payload holds {n_body} bytes; {n} coordinates at {b:g} bits need about "
+                                 f"{mean / 8:.0f}. The payload is truncated or corrupted.")
+
+
 class EDEN(Compressor):
     """EDEN at ``bits`` bits per coordinate (fractional and < 1 allowed).
 
@@ -179,10 +197,11 @@ class EDEN(Compressor):
         if not 0 < b <= MAX_BITS:
             raise CorruptStreamError(f"EDEN payload declares {b} bits per coordinate, outside (0, {MAX_BITS}].")
         s, pos = unpack_f32(buf, pos)
-        n = rotated_length(d, rotation)
+        n = check_rotated_decode("eden", d, rotation)
+        body = np.frombuffer(buf, dtype=np.uint8, offset=pos)
+        _check_body_size(body.size, n, b)  # before the O(n) draw of the widths
         w = _widths(seed, n, b)
         total = int(w.sum())
-        body = np.frombuffer(buf, dtype=np.uint8, offset=pos)
         if body.size != (total + 7) // 8:
             raise CorruptStreamError(f"EDEN payload holds {body.size} bytes, expected {(total + 7) // 8}.")
         bits = np.unpackbits(body)

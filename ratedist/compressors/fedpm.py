@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..coding.limits import check_fits
 from ..errors import CorruptStreamError
 from ..fedpm.bitrate import bitrate_paper, decode_mask_paper
 from ..fedpm.masks import sample_masks
@@ -37,6 +38,7 @@ class FedPMCompressor(Compressor):
 
     @classmethod
     def _decode(cls, d, seed, buf, pos):
+        check_fits(11 * d, f"dimension {d}")  # measured peak 9.1 bytes/coordinate: the mask decode, the float64 copy
         m = decode_mask_paper(bytes(buf[pos:]))
         if m.size != d:
             raise CorruptStreamError(f"FedPM payload holds {m.size} mask entries, expected d={d}.")

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import CorruptStreamError
+from ..coding.limits import check_fits
 from ..coding.varint import get_varint, put_varint
 from .base import PURPOSE_ROUNDING, Compressor, pack_f32, stream_rng, unpack_f32
 
@@ -98,6 +99,7 @@ class QSGD(Compressor):
         body = np.frombuffer(buf, dtype=np.uint8, offset=pos)
         if nnz and 3 * nnz > 8 * body.size:
             raise CorruptStreamError(f"QSGD payload declares {nnz} non-zeros but holds only {8 * body.size} bits.")
+        check_fits(8 * d + 17 * nnz, f"dimension {d}")  # x̂, then index (int64), sign (u8), level (int64) per non-zero
         index = np.zeros(nnz, dtype=np.int64)
         sign = np.zeros(nnz, dtype=np.uint8)
         level = np.zeros(nnz, dtype=np.int64)

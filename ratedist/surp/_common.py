@@ -86,14 +86,27 @@ def _kernel_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _norm_and_min(x: np.ndarray, normalize: str) -> tuple[float, float]:
+def _norm_and_min(x: np.ndarray, normalize: str, name: str = "x") -> tuple[float, float]:
     """``(norm, smallest positive |x|)`` of a :func:`_kernel_input` array (``(0.0, inf)`` when empty)."""
     from ..kernels._flatten_cpu import chunked_norm
 
     if x.size == 0:
         return 0.0, math.inf
     s, low = chunked_norm(x, normalize == "l2")
-    return (float(np.sqrt(s)) if normalize == "l2" else float(s)), float(low)
+    if math.isfinite(s) and (s > 0 or low == math.inf):
+        return (float(np.sqrt(s)) if normalize == "l2" else float(s)), float(low)
+    # The sum overflowed (float64 weights near 1.8e308) or every square underflowed (subnormal
+    # weights): sum the weights scaled by their largest magnitude instead.  Ordinary inputs never
+    # reach this branch, so their norms (and streams) are unchanged.
+    top = float(np.max(np.abs(x)))
+    s, _ = chunked_norm(np.ascontiguousarray(np.abs(x.astype(np.float64)) / top), normalize == "l2")
+    norm = top * (float(np.sqrt(s)) if normalize == "l2" else float(s))
+    if not math.isfinite(norm) or norm <= 0:
+        raise InvalidArgumentError(
+            f"`weights`[{name!r}] has {normalize.upper()} norm {norm!r} (largest |weight| {top!r}): it is not a finite positive "
+            "float64, so SuRP cannot normalize it. Rescale the weights (e.g. divide the tensor by its largest "
+            "magnitude) before encoding.")
+    return norm, float(low)
 
 
 def tensor_norm(x: np.ndarray, normalize: str) -> float:
@@ -145,7 +158,7 @@ def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
     for name, arr in arrays.items():
         size = int(arr.size)
         x = _kernel_input(arr)
-        norm, low = _norm_and_min(x, normalize)
+        norm, low = _norm_and_min(x, normalize, name)
         if size:
             magnitudes_signs(x, norm, mags[pos:pos + size], signs[pos:pos + size])
             if norm > 0:  # division by norm > 0 is monotone, so the smallest magnitude is low / norm
@@ -176,9 +189,18 @@ def unflatten(u_hat: np.ndarray, table: Sequence[dict]) -> dict[str, np.ndarray]
         dtype = np.dtype(t["dtype"])
         if dtype.kind in "iu":
             seg = np.rint(seg)
+            info = np.iinfo(dtype)
+            if seg.size and not (info.min <= seg.min() and seg.max() <= info.max):  # NaN fails too
+                raise CorruptStreamError(f"tensor {t['name']!r} decodes to values outside {dtype} (its header norm is "
+                                         f"{t['norm']!r}); the stream is corrupted.")
         elif dtype.kind == "b":
             seg = seg != 0
-        out[t["name"]] = seg.astype(dtype).reshape(tuple(t["shape"]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = seg.astype(dtype)
+        if dtype.kind in "fc" and cast.size and not np.isfinite(cast).all():
+            raise CorruptStreamError(f"tensor {t['name']!r} decodes to infinite weights in {dtype} (its header norm is "
+                                     f"{t['norm']!r}); the stream is corrupted.")
+        out[t["name"]] = cast.reshape(tuple(t["shape"]))
         pos += size
     return out
 

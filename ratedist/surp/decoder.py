@@ -26,7 +26,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..coding.container import unpack_container
+from ..coding.container import prefix_length, unpack_container
+from ..coding.header import read_choice, read_float, read_int, read_list, read_object
 from ..coding.limits import check_fits
 from ..errors import CorruptStreamError, InvalidArgumentError
 from ._common import unflatten, validate_table
@@ -44,39 +45,94 @@ def _as_bytes(stream) -> bytes:
     )
 
 
+_MAX_MAGNITUDE = 1.0 + 1e-6  # |û| bound of a genuine stream (see decode_vector), with room for rounding
+# Largest JSON number that a prefix size may hold (every size is below 2**53, exact in a float).
+_MAX_BYTES = 2**53
+
+
+def _read_sequential_params(prm: dict, n: int) -> None:
+    """Every number the sequential decoder uses from ``params``, typed and ranged (see stream.py)."""
+    from .encoder import max_iterations_for
+
+    cap = max_iterations_for(n)
+    path = "params"
+    read_float(prm, "sf", lo=0.0, lo_open=True, hi=1e300, path=path)
+    read_float(prm, "decay", lo=0.0, hi=1.0, hi_open=True, path=path)
+    read_float(prm, "alpha_eff0", lo=0.0, lo_open=True, hi=1e300, path=path)
+    read_float(prm, "lam_inv0", lo=0.0, hi=1e300, path=path)
+    read_float(prm, "s0", lo=0.0, hi=1e300, path=path)
+    read_float(prm, "refresh_factor", lo=0.0, lo_open=True, hi=1.0, hi_open=True, path=path)
+    read_int(prm, "n_active", lo=1, hi=n, path=path)
+    read_int(prm, "refresh_every", lo=1, hi=cap, path=path)
+    if "alpha" in prm:
+        read_float(prm, "alpha", lo=0.0, hi=1e300, path=path)
+
+
+def _read_parallel_params(prm: dict) -> None:
+    from .parallel import MAX_ROUNDS
+
+    path = "params"
+    read_float(prm, "gamma", lo=0.0, hi=1.0, lo_open=True, hi_open=True, path=path)
+    read_float(prm, "tau1", lo=0.0, lo_open=True, hi=1e300, path=path)
+    for key in ("lam_inv", "sf"):
+        if key in prm:
+            read_float(prm, key, lo=0.0, hi=1e300, path=path)
+    if "n_rounds" in prm:
+        read_int(prm, "n_rounds", lo=0, hi=MAX_ROUNDS, path=path)
+
+
 def read_header(stream: bytes) -> dict:
-    """Parse and validate the container header of a SuRP stream (the segments are not read)."""
-    c = unpack_container(_as_bytes(stream), max_segments=0)
+    """Parse and validate the container header of a SuRP stream (the segments are not read).
+
+    Every field the decoders use is checked for its JSON type and its range
+    (:mod:`ratedist.coding.header`); anything else raises :class:`CorruptStreamError`
+    naming the field.
+    """
+    from .encoder import max_iterations_for
+    from .parallel import MAX_ROUNDS
+
+    buf = _as_bytes(stream)
+    c = unpack_container(buf, max_segments=0)
     h = c.header
     if h.get("format") != "surp":
-        raise CorruptStreamError(f"not a SuRP stream: header format is {h.get('format')!r}, expected 'surp'.")
+        raise CorruptStreamError(f"not a SuRP stream: header format is {_short(h.get('format'))}, expected 'surp'.")
     if h.get("algorithm") not in ALGORITHMS:
-        raise CorruptStreamError(f"unknown SuRP algorithm {h.get('algorithm')!r}; this ratedist reads {ALGORITHMS}.")
+        raise CorruptStreamError(f"unknown SuRP algorithm {_short(h.get('algorithm'))}; this ratedist reads {ALGORITHMS}.")
     n = validate_table(h.get("tensors"))
-    if h.get("n_params") != n:
-        raise CorruptStreamError(f"header `n_params` {h.get('n_params')!r} disagrees with the tensor table ({n}).")
-    if h.get("normalize") not in ("l2", "l1"):
-        raise CorruptStreamError(f"header `normalize` {h.get('normalize')!r} is not 'l2' or 'l1'.")
-    if not isinstance(h.get("params"), dict):
-        raise CorruptStreamError("header `params` is missing.")
-    cps = h.get("checkpoints")
-    if not isinstance(cps, list) or not cps:
-        raise CorruptStreamError("header has no checkpoint table.")
-    last_seg = 0
-    for k, cp in enumerate(cps):
-        if not isinstance(cp, dict):
-            raise CorruptStreamError(f"checkpoint {k} is not an object.")
-        seg, it = cp.get("segment"), cp.get("iteration")
-        if not (isinstance(seg, int) and last_seg < seg <= h["n_segments"]):
-            raise CorruptStreamError(f"checkpoint {k} declares segment count {seg!r} (stream has {h['n_segments']}).")
-        if not isinstance(it, int) or it < 0:
-            raise CorruptStreamError(f"checkpoint {k} declares iteration {it!r}.")
+    if isinstance(h.get("n_params"), bool) or h.get("n_params") != n:
+        raise CorruptStreamError(f"header `n_params` {_short(h.get('n_params'))} disagrees with the tensor table ({n}).")
+    read_choice(h, "normalize", ("l2", "l1"))
+    read_int(h, "seed", lo=0, hi=2**63 - 1)
+    prm = read_object(h, "params")
+    sequential = h["algorithm"] == "sequential"
+    if sequential:
+        _read_sequential_params(prm, n)
+    else:
+        _read_parallel_params(prm)
+    n_seg = h["n_segments"]
+    cps = read_list(h, "checkpoints", min_len=1, max_len=max(1, n_seg))  # one segment or more each
+    last_seg = last_it = last_nnz = 0
+    last_bytes = hdr_end = prefix_length(buf, 0)
+    it_cap = max_iterations_for(n) if sequential else MAX_ROUNDS
+    for k in range(len(cps)):
+        path = f"checkpoints[{k}]"
+        cp = read_object(cps, k, path="checkpoints")
+        seg = read_int(cp, "segment", lo=last_seg + 1, hi=n_seg, path=path)
+        it = read_int(cp, "iteration", lo=last_it, hi=it_cap, path=path)
         for key in ("target", "sparsity"):
-            v = cp.get(key)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
-                raise CorruptStreamError(f"checkpoint {k} declares {key} {v!r}.")
-        last_seg = seg
+            read_float(cp, key, lo=0.0, hi=1.0, path=path)
+        if sequential:
+            last_nnz = read_int(cp, "nnz", lo=last_nnz, hi=n, path=path)
+        nb = read_int(cp, "n_bytes", lo=max(last_bytes, hdr_end), hi=_MAX_BYTES, path=path)
+        read_int(cp, "n_bits", lo=8 * nb, hi=8 * nb, path=path)
+        last_bytes = nb
+        last_seg, last_it = seg, it
     return h
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def select_checkpoint(header: dict, *, sparsity=None, checkpoint=None) -> int:
@@ -104,15 +160,36 @@ def select_checkpoint(header: dict, *, sparsity=None, checkpoint=None) -> int:
     raise InvalidArgumentError(f"`sparsity` {s!r} is not in this stream; its checkpoints are: {avail}.")
 
 
-def _check_fits(header: dict) -> None:
-    """Refuse, before allocating, a header whose model cannot be decoded in this machine's memory.
+# Peak bytes a decode holds, per parameter, per iteration (sequential) and per output byte, measured
+# with tracemalloc on real decodes of 2·10^5 Laplacian weights (numba's own temporaries are small):
+# sequential: max(9 n + 24.0 I, 8 n + 8 max_t + out) at I = 0.5 n … 1.83 n iterations; we charge 25 per
+# iteration (the j list and its concatenation, int64 each, plus the symbol arrays), 9 per parameter
+# (â float64 + signs int8) in the replay, then û (8 n) + one tensor's float64 copy (8 max_t) + the
+# output while unflattening.  parallel: 53 bytes/param besides the output at 99 % density (double-
+# buffered index/â/sign arrays grown by 1.5×, û, the round's set temporaries); we charge 56.
+_SEQ_PER_PARAM, _SEQ_PER_ITERATION, _PAR_PER_PARAM = 9, 25, 56
 
-    Decoding holds â (float64) and the signs (int8) for every parameter, then the output tensors;
-    a corrupted header that declares billions of parameters gets a clear error instead of an
-    out-of-memory kill.
+
+def _check_fits(header: dict, k: int) -> None:
+    """Refuse, before any O(n) work, a header whose decode cannot fit in this process's memory.
+
+    The need is the decode's measured peak (see the factors above), so a corrupted header that
+    declares billions of parameters or iterations gets a clear error instead of ``MemoryError``
+    or an out-of-memory kill.
     """
-    out_bytes = sum(int(t["size"]) * np.dtype(t["dtype"]).itemsize for t in header["tensors"])
-    check_fits(9 * int(header["n_params"]) + out_bytes, f"{header['n_params']} parameters")
+    tensors = header["tensors"]
+    n = int(header["n_params"])
+    out_bytes = sum(int(t["size"]) * np.dtype(t["dtype"]).itemsize for t in tensors)
+    unflatten = 8 * n + 8 * max(int(t["size"]) for t in tensors) + out_bytes
+    if header["algorithm"] == "sequential":
+        iters = int(header["checkpoints"][k]["iteration"])
+        replay = _SEQ_PER_PARAM * n + _SEQ_PER_ITERATION * iters
+        need = max(replay, unflatten)
+        declared = f"{n} parameters and {iters} iterations" if replay > unflatten else f"{n} parameters"
+    else:
+        need = _PAR_PER_PARAM * n + out_bytes
+        declared = f"{n} parameters"
+    check_fits(need, declared)
 
 
 def decode_vector(stream: bytes, *, sparsity=None, checkpoint=None) -> tuple[np.ndarray, dict, int]:
@@ -124,7 +201,7 @@ def decode_vector(stream: bytes, *, sparsity=None, checkpoint=None) -> tuple[np.
     buf = _as_bytes(stream)
     header = read_header(buf)
     k = select_checkpoint(header, sparsity=sparsity, checkpoint=checkpoint)
-    _check_fits(header)
+    _check_fits(header, k)
     container = unpack_container(buf, max_segments=header["checkpoints"][k]["segment"])
     segments = container.segments
     if header["algorithm"] == "sequential":
@@ -140,6 +217,13 @@ def decode_vector(stream: bytes, *, sparsity=None, checkpoint=None) -> tuple[np.
     u_hat = np.asarray(u_hat, dtype=np.float64)
     if u_hat.shape != (header["n_params"],):
         raise CorruptStreamError(f"decoded {u_hat.shape} values for {header['n_params']} parameters.")
+    # Both encoders add τ to â_i only while the residual a_i − â_i exceeds τ, so â_i < a_i ≤ 1 (a is a
+    # weight over its tensor's L2 or L1 norm), up to float64 rounding of the sums; a larger magnitude
+    # means forged parameters (thresholds, sf, tau1) behind a valid CRC.
+    top = float(np.max(np.abs(u_hat))) if u_hat.size else 0.0
+    if not top <= _MAX_MAGNITUDE:
+        raise CorruptStreamError(f"the stream decodes to a normalized magnitude {top!r} > 1, which no encoder "
+                                 "writes: its header parameters are corrupted.")
     return u_hat, header, k
 
 

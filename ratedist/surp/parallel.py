@@ -50,6 +50,7 @@ from .._backend import cuda_simulated, has_cupy, resolve_backend
 from .._validation import check_choice, check_finite_scalar, check_int
 from ..coding.container import pack_container, prefix_length
 from ..coding.entropy import bytes_to_words, words_to_bytes
+from ..coding.header import read_float, read_object
 from ..errors import CorruptStreamError, InvalidArgumentError, UnreachableTargetError
 from ._common import check_sparsities, flatten, needed_nonzeros, unflatten
 from .report import SurpCheckpoint, SurpEncoding, SurpReport, rd_bits_per_param
@@ -688,13 +689,9 @@ def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA,
 
 
 def _header_params(header: dict, k: int) -> tuple[float, float, int]:
-    p = header.get("params")
-    gamma, tau1 = p.get("gamma"), p.get("tau1")
-    for name, v in (("gamma", gamma), ("tau1", tau1)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            raise CorruptStreamError(f"stream header: parallel parameter `{name}` is {v!r}.")
-    if not (0.0 < gamma < 1.0 and tau1 > 0.0):
-        raise CorruptStreamError(f"stream header: gamma {gamma!r} / tau1 {tau1!r} out of range.")
+    p = read_object(header, "params")
+    gamma = read_float(p, "gamma", lo=0.0, hi=1.0, lo_open=True, hi_open=True, path="params")
+    tau1 = read_float(p, "tau1", lo=0.0, lo_open=True, path="params")
     rounds = [cp.get("iteration") for cp in header["checkpoints"][:k + 1]]
     if any(not isinstance(r, int) or isinstance(r, bool) for r in rounds) or rounds != sorted(rounds) \
             or rounds[-1] > MAX_ROUNDS or rounds[0] < 0:

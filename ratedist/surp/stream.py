@@ -32,6 +32,7 @@ import numpy as np
 
 from ..coding.container import pack_container
 from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..coding.header import read_float, read_int
 from ..errors import CorruptStreamError
 from .report import SurpCheckpoint, SurpReport, geometric_entropy_bits, laplace_lam_hat, rd_bits_per_param
 
@@ -420,12 +421,10 @@ def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None, lam_
 
 
 def _num(params, key, *, kind=float, positive=True):
-    v = params.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
-        raise CorruptStreamError(f"stream header parameter `{key}` is missing or not a number ({v!r}).")
-    if not math.isfinite(v) or (positive and v <= 0) or v < 0:
-        raise CorruptStreamError(f"stream header parameter `{key}` has an invalid value {v!r}.")
-    return kind(v)
+    """A finite non-negative (``positive``: > 0) number of ``params``; CorruptStreamError naming the field."""
+    if kind is int:
+        return read_int(params, key, lo=1 if positive else 0, hi=2**63 - 1, path="params")
+    return read_float(params, key, lo=0.0, lo_open=positive, path="params")
 
 
 def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarray:
