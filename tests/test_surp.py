@@ -17,7 +17,8 @@ from ratedist.coding.container import pack_container, unpack_container
 from ratedist.errors import CorruptStreamError, InvalidArgumentError, RatedistWarning
 from ratedist.surp._common import flatten, needed_nonzeros
 from ratedist.surp.encoder import max_iterations_for, run_fast, sequential_params
-from ratedist.surp.reference import Permutations, encode_reference, run_reference
+from ratedist.surp.encoder import encode_reference
+from ratedist.surp.reference import Permutations, run_reference
 
 EXACT = 0.0  # bit-exact comparisons
 FP_IDENTITY = 1e-9  # relative tolerance of float identities summed with math.fsum

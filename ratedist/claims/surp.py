@@ -38,7 +38,7 @@ def _decode_exact() -> Check:
        "(same seed, same bytes)", "issue 3 (reference.py)")
 def _fast_ref() -> Check:
     from ..surp import encode
-    from ..surp.reference import encode_reference
+    from ..surp.encoder import encode_reference
 
     w = _laplace_model(4000, seed=2)
     a = encode(w, [0.95, 0.8], seed=9).stream

@@ -52,7 +52,7 @@ _MAX_BYTES = 2**53
 
 def _read_sequential_params(prm: dict, n: int) -> None:
     """Every number the sequential decoder uses from ``params``, typed and ranged (see stream.py)."""
-    from .encoder import max_iterations_for
+    from ._sequential import max_iterations_for
 
     cap = max_iterations_for(n)
     path = "params"
@@ -88,7 +88,7 @@ def read_header(stream: bytes) -> dict:
     (:mod:`ratedist.coding.header`); anything else raises :class:`CorruptStreamError`
     naming the field.
     """
-    from .encoder import max_iterations_for
+    from ._sequential import max_iterations_for
     from .parallel import MAX_ROUNDS
 
     buf = _as_bytes(stream)

@@ -27,12 +27,13 @@ gives the same bytes everywhere.
 Examples
 --------
 >>> import numpy as np
->>> from ratedist.surp.parallel import encode_parallel, decode_parallel_stream
+>>> from ratedist.surp import decode
+>>> from ratedist.surp.parallel import encode_parallel
 >>> w = {"w": np.random.default_rng(0).laplace(size=(40, 50))}
 >>> enc = encode_parallel(w, [0.9, 0.7], backend="numpy")
 >>> [round(c.sparsity, 3) for c in enc.report.checkpoints]
 [0.899, 0.683]
->>> out = decode_parallel_stream(enc.stream, checkpoint=1)
+>>> out = decode(enc.stream, checkpoint=1)
 >>> float(np.mean(out["w"] == 0)) <= 0.7
 True
 """
@@ -60,7 +61,6 @@ __all__ = [
     "MAX_ROUNDS",
     "encode_parallel",
     "decode_parallel",
-    "decode_parallel_stream",
     "initial_threshold",
     "thresholds",
     "RoundPlan",
@@ -767,10 +767,3 @@ def decode_parallel(header: dict, segments, checkpoint_index: int) -> np.ndarray
     mag = nz_ahat[:nnz]
     u_hat[nz_idx[:nnz]] = np.where(nz_neg[:nnz] != 0, -mag, mag)
     return u_hat
-
-
-def decode_parallel_stream(stream: bytes, *, sparsity=None, checkpoint=None) -> dict[str, np.ndarray]:
-    """Decode a parallel SuRP stream to a weights mapping (same as :func:`ratedist.surp.decode`)."""
-    from .decoder import decode
-
-    return decode(stream, sparsity=sparsity, checkpoint=checkpoint)

@@ -333,7 +333,7 @@ def build_sequential_stream(flat, p, trace, targets, *, seconds_start=None, lam_
     n = flat.n
     new_idx = trace.m[trace.new]
     sign_bits = (flat.signs[new_idx] < 0).astype(np.int32)
-    from .reference import next_prime
+    from ._randomness import next_prime
 
     pos_code = PositionCode(next_prime(n))
     gap_code, cnt_code = AdaptiveIntegerCode(), AdaptiveIntegerCode()
@@ -430,8 +430,9 @@ def _num(params, key, *, kind=float, positive=True):
 def decode_sequential(header: dict, segments, checkpoint_index: int) -> np.ndarray:
     """Replay a sequential stream up to checkpoint ``checkpoint_index``; return û (signed, float64)."""
     from ..kernels import _surp_cpu as K
-    from .encoder import MAX_RETRIES, _strides, max_iterations_for
-    from .reference import Permutations
+    from ._randomness import Permutations
+    from ._sequential import MAX_RETRIES, max_iterations_for
+    from ._sequential import stride_tables as _strides
 
     n = header["n_params"]
     prm = header["params"]
