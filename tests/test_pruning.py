@@ -439,3 +439,17 @@ def test_benchmark_smoke():
     spec.loader.exec_module(mod)
     rows = mod.main(quick=True)
     assert len(rows) == 2 and all(r["passed"] for r in rows)
+
+
+@pytest.mark.parametrize("method", ["global", "uniform", "lamp"])
+def test_extreme_int64_weights_rank_by_true_magnitude(method):
+    """Integer weights at the ends of int64 (|−2⁶³| does not fit in int64) rank by their true magnitude:
+    the four largest magnitudes are kept, the exact count is met, and LAMP's exactness check holds."""
+    a = np.array([2**62, -2**62, 3, 2**63 - 1, -2**63, 1, 0, 5], dtype=np.int64)
+    w = {"a": a, "b": np.arange(-50, 50, dtype=np.int64).reshape(10, 10)}
+    r = prune(w, method=method, sparsity=0.5, layers=["a", "b"])
+    assert r.n_kept == 54
+    if method != "global":
+        assert r.masks["a"].tolist() == [True, True, False, True, True, False, False, False]
+    else:
+        assert r.masks["a"][[0, 1, 3, 4]].all()

@@ -197,10 +197,12 @@ def integer_counts(quota, total: int, lower, upper) -> np.ndarray:
 
 
 def _abs_scores(arr: np.ndarray) -> np.ndarray:
-    a = np.abs(arr.reshape(-1))
-    if a.dtype.kind != "f" or a.dtype.itemsize < 4:
-        a = a.astype(np.float32 if a.dtype.kind == "f" else np.float64)
-    return a
+    a = arr.reshape(-1)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)  # before abs: |int64 min| overflows in integer arithmetic
+    elif a.dtype.itemsize < 4:
+        a = a.astype(np.float32)
+    return np.abs(a)
 
 
 def topk_mask(score: np.ndarray, k: int, *, threshold=None) -> np.ndarray:
