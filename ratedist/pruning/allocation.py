@@ -493,6 +493,7 @@ class _StreamScores:
         self._to_compute = to_compute
         self.weights, self.scores, self.absolute = weights, scores, absolute
         self.sizes = {k: int(math.prod(_shape_of(weights, k))) for k in names}
+        self.check(names)
         self.dtypes = {}
         for k in names:
             if scores is None:
@@ -652,7 +653,6 @@ def _prune_stream(weights: Mapping, method: str, s: float, layers, scores) -> Pr
     all_names = list(weights)
     names = select_layers(_phantoms(weights, all_names), layers)
     sc = _StreamScores(weights, names, scores, absolute=(method == "lamp"))
-    sc.check(names)
     sizes = np.array([sc.sizes[k] for k in names], dtype=np.int64)
     n_total = int(sizes.sum())
     n_keep = n_keep_for(s, n_total)
@@ -904,24 +904,38 @@ def _adaptive_quota(s: float, sizes: np.ndarray, n_keep: int):
 def apply_masks(weights: Mapping[str, Any], masks: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Zero the pruned weights: same keys, shapes and dtypes as ``weights``.
 
-    Tensors without a mask are returned unchanged (as NumPy arrays).
+    Tensors without a mask are returned unchanged (as NumPy arrays).  A
+    :class:`~ratedist.io.WeightsSource` is read one tensor at a time (working set: one tensor
+    plus the output).
 
     >>> apply_masks({"w": np.array([1.0, 2.0])}, {"w": np.array([True, False])})["w"].tolist()
     [1.0, 0.0]
     """
-    arrays = check_weights("weights", weights)
+    arrays = _lazy_arrays(weights)
     if not isinstance(masks, Mapping):
         raise InvalidArgumentError(f"`masks` must be a mapping of tensor names to boolean arrays, got {type(masks).__name__}.")
     extra = [k for k in masks if k not in arrays]
     if extra:
         raise InvalidArgumentError(f"`masks` has tensors {_preview(extra)} that are not in `weights`.")
     out = {}
-    for k, a in arrays.items():
+    for k in arrays:
+        a = arrays[k]  # one tensor at a time (a WeightsSource reads it only now)
         if k in masks:
             m = _to_numpy(masks[k])
             if m.shape != a.shape:
                 raise InvalidShapeError(f"`masks`[{k!r}] has shape {m.shape}, but the weight has shape {a.shape}.")
             out[k] = np.where(m.astype(bool), a, np.zeros((), dtype=a.dtype)).astype(a.dtype, copy=False)
         else:
-            out[k] = a.copy()
+            out[k] = np.array(a)
     return out
+
+
+def _lazy_arrays(weights) -> Mapping:
+    """``check_weights`` for a plain mapping; for a :class:`~ratedist.io.WeightsSource` the same checks in
+    chunks, and the source itself (tensors are then read one at a time by the caller)."""
+    from ..io import WeightsSource
+
+    if isinstance(weights, WeightsSource):
+        _check_stream_tensors(weights)
+        return weights
+    return check_weights("weights", weights)
