@@ -8,6 +8,10 @@ the results are identical to it, float for float.
 * :func:`model_rate_distortion` — :func:`ratedist.rd.model_rate_distortion` with each tensor's
   empirical law built on a worker (and kept there, as a Dask future), and every
   (tensor, slope) Blahut–Arimoto point solved on the worker that holds that law.
+* :func:`prune` — :func:`ratedist.pruning.prune` (global, uniform, adaptive, ER, ERK): the checks,
+  the radix-histogram passes of the exact global cut, the tie counts and the masks run per
+  tensor on the workers; the client sums the (integer) histograms, so the cut and the masks are
+  those of the in-process path, bit for bit.
 
 Install the extra: ``pip install 'ratedist[distributed]'``.  Pass ``client=`` (a
 ``distributed.Client``) or ``address=`` (a scheduler address such as ``"tcp://10.0.0.5:8786"``).
@@ -24,7 +28,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["model_rate_distortion"]
+__all__ = ["model_rate_distortion", "prune"]
 
 
 @contextmanager
@@ -164,3 +168,154 @@ def model_rate_distortion(path, *, client=None, address=None, metric: str = "l1"
         finally:
             for f in held:
                 f.release()
+
+
+# ----------------------------------------------------------------------------- pruning
+
+_PRUNE_METHODS = ("global", "uniform", "adaptive", "er", "erk")
+
+
+def _pr_scores(src, name):
+    from .pruning.allocation import _StreamScores
+
+    return _StreamScores(src, [name], None, absolute=False)
+
+
+def _pr_check(path: str, name: str) -> None:
+    from .io import open_weights
+    from .pruning.allocation import _check_stream_tensors
+
+    with open_weights(path) as src:
+        _check_stream_tensors(src, names=[name])
+
+
+def _pr_hist(path, name, dtype, prefix, known, width):
+    from .io import open_weights
+    from .pruning.allocation import _chunk_hist
+
+    with open_weights(path) as src:
+        return _chunk_hist((c for _, c in _pr_scores(src, name).chunks(name, dtype)), dtype, prefix, known, width)
+
+
+def _pr_gather(path, name, dtype, prefix, known):
+    from .io import open_weights
+    from .pruning.allocation import _chunk_gather
+
+    with open_weights(path) as src:
+        return _chunk_gather((c for _, c in _pr_scores(src, name).chunks(name, dtype)), dtype, prefix, known)
+
+
+def _pr_gt_eq(path, name, tau):
+    from .io import open_weights
+    from .pruning.allocation import _stream_gt_eq
+
+    with open_weights(path) as src:
+        return _stream_gt_eq(_pr_scores(src, name), name, tau)
+
+
+def _pr_mask(path, name, count, tau):
+    from .io import open_weights
+    from .pruning.allocation import _stream_mask
+
+    with open_weights(path) as src:
+        return _stream_mask(_pr_scores(src, name), name, count, tau)
+
+
+def _pr_topk(path, name, count):
+    from .io import open_weights
+    from .pruning.allocation import _stream_topk
+
+    with open_weights(path) as src:
+        return _stream_topk(_pr_scores(src, name), name, count)
+
+
+def prune(path, *, client=None, address=None, method: str = "global", sparsity: float, layers=None):
+    """:func:`ratedist.pruning.prune` of a checkpoint by magnitude, its per-tensor passes run as Dask tasks.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or WeightsSource
+        A checkpoint every worker can open at that path.
+    client, address
+        As in :func:`model_rate_distortion`.
+    method : {"global", "uniform", "adaptive", "er", "erk"}
+        As in :func:`ratedist.pruning.prune` (LAMP is not offered here: its candidate sets grow
+        on the client; use ``ratedist.pruning.prune(open_weights(path), method="lamp")``).
+    sparsity, layers
+        As in :func:`ratedist.pruning.prune`.
+
+    Returns
+    -------
+    PruneResult
+        Identical to ``ratedist.pruning.prune(open_weights(path), ...)``: same masks, counts and report.
+
+    Notes
+    -----
+    The masks (one byte per weight) come back through the scheduler; everything else that
+    travels is a histogram of 2^16 counts per tensor and pass, or a handful of values.
+    """
+    from .errors import InvalidArgumentError as _IAE
+    from .io import open_weights
+    from .pruning.allocation import (
+        _assemble_result,
+        _check_reachable,
+        _check_sparsity,
+        _method_quota,
+        _phantoms,
+        _radix_kth,
+        _shape_of,
+        _StreamScores,
+        _take_ties,
+        check_choice,
+        integer_counts,
+        n_keep_for,
+        select_layers,
+    )
+
+    if method == "lamp":
+        raise _IAE("`method` 'lamp' is not distributed; run ratedist.pruning.prune(open_weights(path), "
+                   "method='lamp') (it streams on one machine).")
+    check_choice("method", method, _PRUNE_METHODS)
+    s = _check_sparsity(sparsity)
+    path = _checkpoint(path)
+    with open_weights(path) as src:
+        all_names = list(src)
+        shapes = {k: _shape_of(src, k) for k in all_names}
+        names = select_layers(_phantoms(src, all_names), layers)
+        sc = _StreamScores(src, names, None, absolute=False)  # sizes and score dtypes (headers only)
+        sizes_d, dtypes = sc.sizes, sc.dtypes
+    sizes = np.array([sizes_d[k] for k in names], dtype=np.int64)
+    n_total = int(sizes.sum())
+    n_keep = n_keep_for(s, n_total)
+    L = len(names)
+    with _client(client, address) as c:
+        def run(fn, *args_per_name, names_=names):
+            return c.gather([c.submit(fn, path, k, *(a[i] if isinstance(a, list) else a for a in args_per_name),
+                                      pure=False) for i, k in enumerate(names_)])
+
+        run(_pr_check, names_=all_names)
+        _check_reachable(method, s, n_keep, n_total, L)
+        densities: dict = {}
+        if method == "global":
+            if 0 < n_keep < n_total:
+                dtype = np.result_type(*[dtypes[k] for k in names])
+
+                def histogram(prefix, known, width):
+                    return np.sum(run(_pr_hist, dtype, prefix, known, width), axis=0, dtype=np.int64)
+
+                def gather(prefix, known):
+                    return np.concatenate(run(_pr_gather, dtype, prefix, known))
+
+                tau = _radix_kth(histogram, gather, n_total - n_keep, dtype)
+                ge = run(_pr_gt_eq, tau)
+                counts = _take_ties([g for g, _ in ge], [e for _, e in ge], n_keep)
+            else:
+                tau, counts = None, (sizes if n_keep >= n_total else np.zeros(L, dtype=np.int64))
+            masks = run(_pr_mask, [int(x) for x in counts], tau)
+        else:
+            quota, lower, densities = _method_quota(method, s, sizes, n_keep, n_total, [shapes[k] for k in names],
+                                                    names)
+            counts = integer_counts(quota, n_keep, lower, sizes)
+            masks = run(_pr_topk, [int(x) for x in counts])
+    return _assemble_result(all_names, shapes.__getitem__, dict(zip(names, masks)), n_keep, n_total, s, method,
+                            densities)

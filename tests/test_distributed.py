@@ -8,7 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from ratedist.errors import InvalidArgumentError
+from ratedist.errors import InvalidArgumentError, UnreachableTargetError
 from ratedist.io import open_weights, save_weights
 from ratedist.rd import model_rate_distortion
 
@@ -79,3 +79,42 @@ def test_bad_arguments(tmp_path, client):
         rdd.model_rate_distortion(path, client=client, address="tcp://127.0.0.1:1")
     with pytest.raises(InvalidArgumentError, match="does not exist"):
         rdd.model_rate_distortion(tmp_path / "nope.safetensors", client=client)
+
+
+@pytest.mark.parametrize("method", ["global", "uniform", "adaptive", "er", "erk"])
+def test_prune_identical(tmp_path, client, monkeypatch, method):
+    """Distributed pruning (radix passes and masks on 2 workers, forged 7-element chunks) gives the
+    in-process streamed masks and report, bit for bit, on a sharded checkpoint with ties."""
+    from ratedist.pruning import allocation as A
+    from ratedist.pruning import prune
+
+    monkeypatch.setattr(A, "STREAM_CHUNK", 7)
+    w = _model(2)
+    w["conv.weight"][::3] = 0.25  # ties at many cuts
+    out = save_weights(tmp_path / "ckpt", w, max_shard_bytes=2048)
+    for s in (0.0, 0.5, 0.9):
+        with open_weights(out) as src:
+            try:
+                ref = prune(src, method=method, sparsity=s, layers="*.weight")
+            except UnreachableTargetError:
+                with pytest.raises(UnreachableTargetError):
+                    rdd.prune(out, client=client, method=method, sparsity=s, layers="*.weight")
+                continue
+        got = rdd.prune(out, client=client, method=method, sparsity=s, layers="*.weight")
+        assert list(got.masks) == list(ref.masks)
+        for k in ref.masks:
+            assert np.array_equal(got.masks[k], ref.masks[k]), k
+        assert got.report == ref.report and got.n_kept == ref.n_kept and got.densities == ref.densities
+
+
+def test_prune_bad_input(tmp_path, client):
+    """NaN weights are reported from the worker with the in-process error; LAMP is refused with a pointer."""
+    from safetensors.numpy import save_file
+
+    w = {"a.weight": np.ones((3, 4), np.float32), "a.bias": np.array([1.0, np.nan], np.float32)}
+    path = tmp_path / "nan.safetensors"
+    save_file(w, str(path))  # save_weights itself refuses NaN
+    with pytest.raises(InvalidArgumentError, match="NaN or infinite"):
+        rdd.prune(path, client=client, sparsity=0.5)
+    with pytest.raises(InvalidArgumentError, match="'lamp' is not distributed"):
+        rdd.prune(path, client=client, method="lamp", sparsity=0.5)

@@ -452,7 +452,7 @@ def _chunks(flat: np.ndarray, chunk: int):
         yield i, flat[i:i + chunk]
 
 
-def _check_stream_tensors(weights: Mapping, what: str = "weights") -> None:
+def _check_stream_tensors(weights: Mapping, what: str = "weights", names=None) -> None:
     """The checks of :func:`check_weights` (string keys, numeric dtype, finite values), one chunk at a time."""
     from ..io import WeightsSource
     from ..io._dtypes import to_compute
@@ -463,7 +463,7 @@ def _check_stream_tensors(weights: Mapping, what: str = "weights") -> None:
     if len(weights) == 0:
         raise InvalidArgumentError(f"`{what}` is an empty mapping; pass at least one tensor.")
     src = isinstance(weights, WeightsSource)
-    for key in weights:
+    for key in (weights if names is None else names):
         if not isinstance(key, str):
             raise InvalidArgumentError(f"`{what}` keys must be strings, got {key!r}.")
         flat = _flat_stored(weights, key)
@@ -554,25 +554,47 @@ def _order_keys(v: np.ndarray) -> np.ndarray:
     return np.where(b & sign, ~b, b | sign)
 
 
-def _stream_kth(chunk_iters, kth: int, dtype) -> np.generic:
-    """The ``kth`` smallest (0-based) value over all chunks (``chunk_iters()`` yields arrays), as ``np.partition`` gives it.
+def _key_bits(dtype) -> tuple[int, type]:
+    nbits = 8 * np.dtype(dtype).itemsize
+    return nbits, (np.uint32 if nbits == 32 else np.uint64)
 
-    Radix selection: each pass histograms the next ``_RADIX_BITS`` bits of the order keys of the
-    values whose higher bits match the bracket found so far.
+
+def _chunk_hist(chunks, dtype, prefix: int, known: int, width: int) -> np.ndarray:
+    """Histogram of the next ``width`` key bits of the values (over ``chunks``) whose top ``known`` bits are ``prefix``."""
+    nbits, udt = _key_bits(dtype)
+    shift = udt(nbits - known - width)
+    hist = np.zeros(1 << width, dtype=np.int64)
+    for c in chunks:
+        keys = _order_keys(c.astype(dtype, copy=False))
+        if known:
+            keys = keys[(keys >> udt(nbits - known)) == udt(prefix)]
+        hist += np.bincount(((keys >> shift) & udt((1 << width) - 1)).astype(np.intp), minlength=1 << width)
+    return hist
+
+
+def _chunk_gather(chunks, dtype, prefix: int, known: int) -> np.ndarray:
+    """The values (over ``chunks``) whose top ``known`` key bits are ``prefix``."""
+    nbits, udt = _key_bits(dtype)
+    got = [np.zeros(0, dtype=dtype)]
+    for c in chunks:
+        c = c.astype(dtype, copy=False)
+        got.append(c[(_order_keys(c) >> udt(nbits - known)) == udt(prefix)])
+    return np.concatenate(got)
+
+
+def _radix_kth(histogram, gather, kth: int, dtype) -> np.generic:
+    """The ``kth`` smallest (0-based) value, as ``np.partition`` gives it, from histogram passes.
+
+    ``histogram(prefix, known, width)`` and ``gather(prefix, known)`` are :func:`_chunk_hist` and
+    :func:`_chunk_gather` over all values (summed / concatenated over any split of them: the
+    counts are exact integers and the gathered multiset does not depend on the order).
     """
     dtype = np.dtype(dtype)
-    nbits = 8 * dtype.itemsize
-    udt = np.uint32 if nbits == 32 else np.uint64
+    nbits, udt = _key_bits(dtype)
     prefix, known, k = 0, 0, int(kth)
     while True:
         width = min(_RADIX_BITS, nbits - known)
-        shift = udt(nbits - known - width)
-        hist = np.zeros(1 << width, dtype=np.int64)
-        for c in chunk_iters():
-            keys = _order_keys(c.astype(dtype, copy=False))
-            if known:
-                keys = keys[(keys >> udt(nbits - known)) == udt(prefix)]
-            hist += np.bincount(((keys >> shift) & udt((1 << width) - 1)).astype(np.intp), minlength=1 << width)
+        hist = histogram(prefix, known, width)
         b, k = _pick_bin(hist, k)
         prefix, known = (prefix << width) | b, known + width
         if known == nbits:  # every bit fixed: the bracket is one value
@@ -581,12 +603,18 @@ def _stream_kth(chunk_iters, kth: int, dtype) -> np.generic:
             bits = key ^ sign if key & sign else ~key
             return np.array([bits], dtype=udt).view(dtype)[0]
         if hist[b] <= STREAM_CHUNK:
-            got = []
-            for c in chunk_iters():
-                c = c.astype(dtype, copy=False)
-                got.append(c[(_order_keys(c) >> udt(nbits - known)) == udt(prefix)])
-            vals = np.concatenate(got)
+            vals = gather(prefix, known)
             return np.partition(vals, k)[k]
+
+
+def _stream_kth(chunk_iters, kth: int, dtype) -> np.generic:
+    """The ``kth`` smallest (0-based) value over all chunks (``chunk_iters()`` yields arrays), as ``np.partition`` gives it.
+
+    Radix selection: each pass histograms the next ``_RADIX_BITS`` bits of the order keys of the
+    values whose higher bits match the bracket found so far.
+    """
+    return _radix_kth(lambda p, kn, w: _chunk_hist(chunk_iters(), dtype, p, kn, w),
+                      lambda p, kn: _chunk_gather(chunk_iters(), dtype, p, kn), kth, dtype)
 
 
 def _stream_kth_of(scores: _StreamScores, names, kth: int, dtype):
@@ -658,12 +686,7 @@ def _prune_stream(weights: Mapping, method: str, s: float, layers, scores) -> Pr
     n_keep = n_keep_for(s, n_total)
     L = len(names)
     densities: dict = {}
-    if method != "global" and n_keep < L:
-        raise UnreachableTargetError(
-            f"`sparsity`={s!r} keeps {n_keep} of {n_total} weights, fewer than the {L} selected layers, "
-            f"but method {method!r} keeps at least one weight per layer; the largest reachable sparsity is "
-            f"{1 - L / n_total:.6g} (or use method='global')."
-        )
+    _check_reachable(method, s, n_keep, n_total, L)
     flat_masks: dict[str, np.ndarray] = {}
     if method == "global":
         if 0 < n_keep < n_total:
@@ -785,13 +808,7 @@ def prune(weights: Mapping[str, Any], *, method: str = "global", sparsity: float
     n_keep = n_keep_for(s, n_total)
     L = len(names)
     densities: dict = {}
-
-    if method != "global" and n_keep < L:
-        raise UnreachableTargetError(
-            f"`sparsity`={s!r} keeps {n_keep} of {n_total} weights, fewer than the {L} selected layers, "
-            f"but method {method!r} keeps at least one weight per layer; the largest reachable sparsity is "
-            f"{1 - L / n_total:.6g} (or use method='global')."
-        )
+    _check_reachable(method, s, n_keep, n_total, L)
 
     flat_masks: dict[str, np.ndarray] = {}
     if method == "global":
@@ -821,6 +838,15 @@ def prune(weights: Mapping[str, Any], *, method: str = "global", sparsity: float
             flat_masks[k] = topk_mask(score[k], c)
     return _assemble_result(list(arrays), lambda k: arrays[k].shape, flat_masks, n_keep, n_total, s, method,
                             densities)
+
+
+def _check_reachable(method, s, n_keep, n_total, L) -> None:
+    if method != "global" and n_keep < L:
+        raise UnreachableTargetError(
+            f"`sparsity`={s!r} keeps {n_keep} of {n_total} weights, fewer than the {L} selected layers, "
+            f"but method {method!r} keeps at least one weight per layer; the largest reachable sparsity is "
+            f"{1 - L / n_total:.6g} (or use method='global')."
+        )
 
 
 def _method_quota(method, s, sizes, n_keep, n_total, shapes, names):
