@@ -254,7 +254,6 @@ def prune(path, *, client=None, address=None, method: str = "global", sparsity: 
     The masks (one byte per weight) come back through the scheduler; everything else that
     travels is a histogram of 2^16 counts per tensor and pass, or a handful of values.
     """
-    from .errors import InvalidArgumentError as _IAE
     from .io import open_weights
     from .pruning.allocation import (
         _assemble_result,
@@ -273,8 +272,8 @@ def prune(path, *, client=None, address=None, method: str = "global", sparsity: 
     )
 
     if method == "lamp":
-        raise _IAE("`method` 'lamp' is not distributed; run ratedist.pruning.prune(open_weights(path), "
-                   "method='lamp') (it streams on one machine).")
+        raise InvalidArgumentError("`method` 'lamp' is not distributed; run ratedist.pruning.prune(open_weights(path), "
+                                   "method='lamp') (it streams on one machine).")
     check_choice("method", method, _PRUNE_METHODS)
     s = _check_sparsity(sparsity)
     path = _checkpoint(path)

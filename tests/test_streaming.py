@@ -130,7 +130,8 @@ def test_weights_source_prune_apply_cost(tmp_path, monkeypatch, dtype):
 def test_stream_peak_memory(tmp_path, monkeypatch):
     """Global and uniform pruning of a memory-mapped 20 M-weight float32 file (80 MB) stay within
     masks + 32 bytes per chunk element + 2 MiB of traced Python/NumPy memory: O(chunk + output),
-    under half of one float32 copy of the model.  The masks equal those of the in-memory path."""
+    under half of one float32 copy of the model.  LAMP adds at most 24 bytes per candidate
+    magnitude (2 (1 - S) n_l per layer).  The masks equal those of the in-memory path."""
     chunk = 1 << 18
     monkeypatch.setattr(A, "STREAM_CHUNK", chunk)
     rng = np.random.default_rng(0)
@@ -139,11 +140,15 @@ def test_stream_peak_memory(tmp_path, monkeypatch):
          "b.bias": rng.standard_normal(5000, dtype=np.float32)}
     n = sum(v.size for v in w.values())
     path = save_weights(tmp_path / "big.safetensors", w)
-    ref = {m: prune(w, method=m, sparsity=0.9, stream=False) for m in ("global", "uniform")}
+    ref = {m: prune(w, method=m, sparsity=0.9, stream=False) for m in ("global", "uniform", "lamp")}
+    selected = [v.size for k, v in w.items() if v.ndim >= 2]
+    candidates = sum(min(s, max(A.LAMP_MIN_CANDIDATES, int(np.ceil(2.0 * 0.1 * s)))) for s in selected)
     del w
     bound = n + 32 * chunk + (2 << 20)
     assert bound < 2 * n  # under half of the float32 score copy (4n bytes) the in-memory path holds
-    for method in ("global", "uniform"):
+    for method in ("global", "uniform", "lamp"):
+        if method == "lamp":
+            bound += 24 * candidates
         with open_weights(path) as src:
             tracemalloc.start()
             try:

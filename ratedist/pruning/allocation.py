@@ -375,10 +375,11 @@ LAMP_CANDIDATE_FACTOR = 2.0
 LAMP_MIN_CANDIDATES = 4096
 
 
-def _lamp_counts(sizes: np.ndarray, top_of, n_keep: int):
+def _lamp_counts(sizes: np.ndarray, top_of, n_keep: int, cut=None):
     """Per-layer kept counts of LAMP and each layer's magnitude threshold.
 
-    ``top_of(i, m)`` returns the ``m`` largest magnitudes of layer ``i`` sorted ascending.
+    ``top_of(i, m)`` returns the ``m`` largest magnitudes of layer ``i`` sorted ascending;
+    ``cut`` replaces :func:`_cut_counts` (the streaming path's selection, without concatenating).
     Computes LAMP scores only on a candidate set of each layer's largest
     magnitudes (found by partition, then sorted): a weight's score depends only
     on the weights above it, so candidate scores are exact.  The global cut is
@@ -398,7 +399,7 @@ def _lamp_counts(sizes: np.ndarray, top_of, n_keep: int):
             top = top_of(int(i), int(m[i]))  # the m[i] largest magnitudes of layer i, ascending
             tops[i] = top
             lamps[i] = _lamp_sorted(top)
-        counts, _ = _cut_counts(lamps, n_keep, presorted=True)
+        counts, _ = (cut or _cut_counts)(lamps, n_keep, presorted=True)
         bad = np.flatnonzero((m < sizes) & (counts >= m))
         if bad.size == 0:
             break
@@ -667,6 +668,28 @@ def _stream_top_values(scores: _StreamScores, k: str, m: int) -> np.ndarray:
     return np.sort(np.concatenate([above, np.full(m - above.size, t, dtype=dt)]))
 
 
+def _stream_cut_counts(scores_by_layer: list[np.ndarray], n_keep: int, *, presorted: bool):
+    """:func:`_cut_counts` without concatenating the layers: the cut by radix selection over chunks."""
+    sizes = np.array([s.size for s in scores_by_layer], dtype=np.int64)
+    n = int(sizes.sum())
+    if n_keep <= 0:
+        return np.zeros(len(sizes), dtype=np.int64), None
+    if n_keep >= n:
+        return sizes.copy(), None
+    dtype = np.result_type(*[s.dtype for s in scores_by_layer])
+    ch = STREAM_CHUNK
+    tau = _stream_kth(lambda: (s[i:i + ch] for s in scores_by_layer for i in range(0, s.size, ch)), n - n_keep, dtype)
+    gt = np.empty(len(sizes), dtype=np.int64)
+    eq = np.empty(len(sizes), dtype=np.int64)
+    for i, s in enumerate(scores_by_layer):
+        if presorted:
+            lo, hi = np.searchsorted(s, tau, side="left"), np.searchsorted(s, tau, side="right")
+            gt[i], eq[i] = s.size - hi, hi - lo
+        else:
+            gt[i], eq[i] = np.count_nonzero(s > tau), np.count_nonzero(s == tau)
+    return _take_ties(gt, eq, n_keep), tau
+
+
 def _take_ties(gt: np.ndarray, eq: np.ndarray, n_keep: int) -> np.ndarray:
     """Per-layer kept counts: all above the cut, then the ties at the cut to the earlier layers (int64)."""
     gt = np.asarray(gt, dtype=np.int64)
@@ -699,7 +722,8 @@ def _prune_stream(weights: Mapping, method: str, s: float, layers, scores) -> Pr
         for k, c in zip(names, counts):
             flat_masks[k] = _stream_mask(sc, k, int(c), tau)
     elif method == "lamp":
-        counts, thresholds = _lamp_counts(sizes, lambda i, m: _stream_top_values(sc, names[i], m), n_keep)
+        counts, thresholds = _lamp_counts(sizes, lambda i, m: _stream_top_values(sc, names[i], m), n_keep,
+                                          cut=_stream_cut_counts)
         for k, c, t in zip(names, counts, thresholds):
             flat_masks[k] = _stream_mask(sc, k, int(c), t)
     else:
