@@ -12,6 +12,8 @@ the results are identical to it, float for float.
   the radix-histogram passes of the exact global cut, the tie counts and the masks run per
   tensor on the workers; the client sums the (integer) histograms, so the cut and the masks are
   those of the in-process path, bit for bit.
+* :func:`quant_encode_tensors` — :func:`ratedist.quant.encode` of each tensor on its own (its
+  own rate or distortion target), one task per tensor; every stream is the in-process stream.
 
 Install the extra: ``pip install 'ratedist[distributed]'``.  Pass ``client=`` (a
 ``distributed.Client``) or ``address=`` (a scheduler address such as ``"tcp://10.0.0.5:8786"``).
@@ -28,7 +30,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["model_rate_distortion", "prune"]
+__all__ = ["model_rate_distortion", "prune", "quant_encode_tensors"]
 
 
 @contextmanager
@@ -318,3 +320,63 @@ def prune(path, *, client=None, address=None, method: str = "global", sparsity: 
             masks = run(_pr_topk, [int(x) for x in counts])
     return _assemble_result(all_names, shapes.__getitem__, dict(zip(names, masks)), n_keep, n_total, s, method,
                             densities)
+
+
+# ----------------------------------------------------------------------------- quantizers
+
+
+def _q_names(path: str) -> list[str]:
+    from .io import codable_weights, open_weights
+
+    with open_weights(path) as src:
+        return list(codable_weights(src)[0])
+
+
+def _q_encode(path: str, name: str, kw: dict):
+    from .io import open_weights
+    from .quant import encode
+
+    with open_weights(path) as src:
+        return encode({name: src[name]}, **kw)
+
+
+def quant_encode_tensors(path, *, client=None, address=None, names=None, method: str = "tcq",
+                         rate: float | None = None, distortion: float | None = None, metric: str = "l1",
+                         normalize: str | None = "l2", **coder_options) -> dict:
+    """:func:`ratedist.quant.encode` of every tensor of a checkpoint on its own, one Dask task per tensor.
+
+    Each tensor gets its own stream at its own target (``rate`` bits per parameter, or
+    ``distortion``), which is what ``encode({name: tensor}, ...)`` gives in-process, byte for
+    byte.  This is not the model-level allocation of ``encode(weights, ...)`` (one common slope
+    over all tensors, one stream): that still runs in one process.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or WeightsSource
+        A checkpoint every worker can open at that path.
+    client, address
+        As in :func:`model_rate_distortion`.
+    names : list of str, optional
+        Tensors to code (default: every floating-point tensor; integer and boolean ones are skipped).
+    method, rate, distortion, metric, normalize, **coder_options
+        As in :func:`ratedist.quant.encode`.
+
+    Returns
+    -------
+    dict of str to QuantEncoding
+        In checkpoint (or ``names``) order.  The decoded weights come back with each stream.
+    """
+    from .io import codable_weights, open_weights
+
+    path = _checkpoint(path)
+    if names is not None:
+        if isinstance(names, str):
+            raise InvalidArgumentError(f"`names` must be a list of tensor names, got the string {names!r}.")
+        with open_weights(path) as src:
+            names = list(codable_weights(src, list(names))[0])  # the usual errors for a bad selection
+    kw = dict(method=method, rate=rate, distortion=distortion, metric=metric, normalize=normalize, **coder_options)
+    with _client(client, address) as c:
+        if names is None:
+            names = c.submit(_q_names, path, pure=False).result()
+        encs = c.gather([c.submit(_q_encode, path, k, kw, pure=False) for k in names])
+    return dict(zip(names, encs))

@@ -118,3 +118,22 @@ def test_prune_bad_input(tmp_path, client):
         rdd.prune(path, client=client, sparsity=0.5)
     with pytest.raises(InvalidArgumentError, match="'lamp' is not distributed"):
         rdd.prune(path, client=client, method="lamp", sparsity=0.5)
+
+
+def test_quant_encode_tensors_identical(tmp_path, client):
+    """Per-tensor quantizer encoding on the workers gives, for every tensor, the bytes and decoded
+    weights of ``quant.encode({name: tensor})`` in-process; integer tensors are skipped."""
+    from ratedist.quant import decode, encode
+
+    path = save_weights(tmp_path / "m.safetensors", _model(4))
+    got = rdd.quant_encode_tensors(path, client=client, method="scalar", distortion=0.02)
+    assert list(got) == ["conv.weight", "fc.weight", "fc.bias"]
+    with open_weights(path) as src:
+        for k, enc in got.items():
+            ref = encode({k: src[k]}, method="scalar", distortion=0.02)
+            assert enc.stream == ref.stream and enc.report.n_bits == ref.report.n_bits
+            assert np.array_equal(decode(enc.stream)[k], ref.weights[k])
+    one = rdd.quant_encode_tensors(path, client=client, names=["fc.bias"], method="scalar", distortion=0.01)
+    assert list(one) == ["fc.bias"]
+    with pytest.raises(InvalidArgumentError, match="cannot be coded"):
+        rdd.quant_encode_tensors(path, client=client, names=["bn.num_batches_tracked"], method="scalar", rate=2.0)
