@@ -456,7 +456,7 @@ def _chunks(flat: np.ndarray, chunk: int):
 def _check_stream_tensors(weights: Mapping, what: str = "weights", names=None) -> None:
     """The checks of :func:`check_weights` (string keys, numeric dtype, finite values), one chunk at a time."""
     from ..io import WeightsSource
-    from ..io._dtypes import to_compute
+    from ..io._dtypes import compute_dtype, to_compute
 
     if not isinstance(weights, Mapping):
         raise InvalidArgumentError(
@@ -468,10 +468,7 @@ def _check_stream_tensors(weights: Mapping, what: str = "weights", names=None) -
         if not isinstance(key, str):
             raise InvalidArgumentError(f"`{what}` keys must be strings, got {key!r}.")
         flat = _flat_stored(weights, key)
-        dt = np.dtype(weights.stored_dtype(key)) if src else flat.dtype
-        if src:
-            from ..io._dtypes import compute_dtype
-            dt = compute_dtype(dt)
+        dt = compute_dtype(weights.stored_dtype(key)) if src else flat.dtype
         if dt.kind not in "fiub":
             raise InvalidArgumentError(f"tensor {key!r} of `{what}` has non-numeric dtype {dt}.")
         if dt.kind == "f":

@@ -145,7 +145,8 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
     Parameters
     ----------
     weights : Mapping[str, array]
-        The (dense or already masked) weights.
+        The (dense or already masked) weights.  A :class:`~ratedist.io.WeightsSource` is
+        checked in chunks and read one tensor at a time (same bytes as the loaded mapping).
     masks : Mapping[str, array of bool], optional
         Kept positions per tensor (e.g. ``prune(...).masks``); tensors without a
         mask are dense.  Default: everything kept.
