@@ -99,13 +99,14 @@ def test_stream_bad_input_same_errors():
         prune(w, sparsity=0.5, scores=bad, stream=True)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_weights_source_prune_apply_cost(tmp_path, monkeypatch, dtype):
-    """On an opened (memory-mapped) checkpoint prune, apply_masks and cost give exactly the results of the loaded dict, stream bytes included."""
+@pytest.mark.parametrize("dtype,where", [("float32", "m.safetensors"), ("bfloat16", "m.safetensors"),
+                                         ("bfloat16", "shards"), ("float32", "m.npz")])
+def test_weights_source_prune_apply_cost(tmp_path, monkeypatch, dtype, where):
+    """On an opened (memory-mapped, sharded or npz) checkpoint prune, apply_masks and cost give exactly the results of the loaded dict, stream bytes included."""
     monkeypatch.setattr(A, "STREAM_CHUNK", 50)
     w = _model(3)
     w = {k: v.astype(ml_dtypes.bfloat16) if dtype == "bfloat16" else v for k, v in w.items()}
-    path = save_weights(tmp_path / "m.safetensors", w)
+    path = save_weights(tmp_path / where, w, **({"max_shard_bytes": 1024} if where == "shards" else {}))
     dense = load_weights(path)
     with open_weights(path) as src:
         for method in METHODS:
