@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import _to_numpy, check_int, check_weights
+from .._validation import _to_numpy, check_int
 from ..coding.container import pack_container, unpack_container
 from ..coding.header import read_float, read_int, read_list, read_object, read_shape, read_str
 from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
 from ..coding.limits import check_fits
 from ..coding.varint import get_varints, put_varints
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
-from .allocation import select_layers
+from .allocation import _lazy_arrays, _phantoms, _shape_of, select_layers
 
 __all__ = ["PruningCost", "DecodedPruning", "cost", "decode_cost", "FORMAT"]
 
@@ -146,7 +146,8 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
     Parameters
     ----------
     weights : Mapping[str, array]
-        The (dense or already masked) weights.
+        The (dense or already masked) weights.  A :class:`~ratedist.io.WeightsSource` is
+        checked in chunks and read one tensor at a time (same bytes as the loaded mapping).
     masks : Mapping[str, array of bool], optional
         Kept positions per tensor (e.g. ``prune(...).masks``); tensors without a
         mask are dense.  Default: everything kept.
@@ -177,7 +178,7 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
     >>> bool((decode_cost(c.stream).masks["fc"] == r.masks["fc"]).all())
     True
     """
-    arrays = check_weights("weights", weights)
+    arrays = _lazy_arrays(weights)  # a WeightsSource is read tensor by tensor below
     if value_bits is not None:
         value_bits = check_int("value_bits", value_bits, minimum=1, maximum=_MAX_VALUE_BITS)
     mask_arrays: dict[str, np.ndarray] = {}
@@ -188,8 +189,8 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
             if k not in arrays:
                 raise InvalidArgumentError(f"`masks` has tensor {k!r} that is not in `weights`.")
             m = np.asarray(_to_numpy(m))
-            if m.shape != arrays[k].shape:
-                raise InvalidShapeError(f"`masks`[{k!r}] has shape {m.shape}, but the weight has shape {arrays[k].shape}.")
+            if m.shape != _shape_of(arrays, k):
+                raise InvalidShapeError(f"`masks`[{k!r}] has shape {m.shape}, but the weight has shape {_shape_of(arrays, k)}.")
             if m.dtype != bool:
                 if not np.all((m == 0) | (m == 1)):
                     raise InvalidArgumentError(f"`masks`[{k!r}] must be boolean (or 0/1).")
@@ -198,7 +199,7 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
     if layers is None:
         coded = [k for k in arrays if k in mask_arrays]
     else:
-        coded = select_layers(arrays, layers)
+        coded = select_layers(_phantoms(arrays, list(arrays)), layers)
     for k, m in mask_arrays.items():
         if k not in coded and not m.all():
             raise InvalidArgumentError(
@@ -209,7 +210,8 @@ def cost(weights: Mapping[str, Any], masks: Mapping[str, Any] | None = None, *, 
     entries, segments = [], []
     mask_bytes = value_bytes = 0
     n_params = n_kept = 0
-    for k, a in arrays.items():
+    for k in arrays:
+        a = np.asarray(arrays[k])
         n_params += a.size
         flat = a.reshape(-1)
         entry = {"name": k, "shape": list(a.shape), "dtype": a.dtype.str}

@@ -236,6 +236,13 @@ class _Tensor:
     d_max: float           # zero-rate distortion (metric-dependent)
     lam: float             # Laplace fit 1/mean|u| (inf when all zero)
     var: float             # variance of u_t
+    mean_abs: float = 0.0  # mean |u_t|
+    m: int = 0             # number of distinct values (len(x)); kept when x is dropped
+
+    def summary(self) -> _Tensor:
+        """The scalars the model-level combination needs, without the (large) law: what an engine ships back."""
+        return _Tensor(name=self.name, n=self.n, x=None, p=None, d_max=self.d_max, lam=self.lam, var=self.var,
+                       mean_abs=self.mean_abs, m=self.m)
 
 
 def _dot(p, v) -> float:
@@ -252,33 +259,56 @@ def _norm(x: np.ndarray, normalize) -> float:
     return float(math.sqrt(s)) if normalize == "l2" else float(s)
 
 
-def _prepare(weights, normalize, metric) -> list[_Tensor]:
-    arrays = check_weights("weights", weights, allow_empty_tensors=False)
-    out = []
-    for name, arr in arrays.items():
-        if arr.dtype.kind != "f":
-            continue
-        u = np.ascontiguousarray(arr, dtype=np.float64).ravel()
-        if normalize is not None:
-            nrm = _norm(u, normalize)
-            u = u / nrm if nrm > 0 else np.zeros_like(u)
-        x, counts = np.unique(u, return_counts=True)
-        p = counts / float(u.size)
-        mean_abs = float(_dot(p, np.abs(x)))
-        mean = float(_dot(p, x))
-        var = float(_dot(p, (x - mean) ** 2))
-        if metric == "l1":
-            med = x[min(int(np.searchsorted(np.cumsum(p), 0.5)), x.size - 1)]
-            d_max = float(_dot(p, np.abs(x - med)))
-        else:
-            d_max = var
-        out.append(_Tensor(name=name, n=int(u.size), x=x, p=p, d_max=d_max,
-                           lam=1.0 / mean_abs if mean_abs > 0 else math.inf, var=var))
-    if not out:
+def _prepare_one(name: str, arr: np.ndarray, normalize, metric) -> _Tensor:
+    """The empirical law and summary scalars of one float tensor (the per-tensor work an engine maps)."""
+    u = np.ascontiguousarray(arr, dtype=np.float64).ravel()
+    if normalize is not None:
+        nrm = _norm(u, normalize)
+        u = u / nrm if nrm > 0 else np.zeros_like(u)
+    x, counts = np.unique(u, return_counts=True)
+    p = counts / float(u.size)
+    mean_abs = float(_dot(p, np.abs(x)))
+    mean = float(_dot(p, x))
+    var = float(_dot(p, (x - mean) ** 2))
+    if metric == "l1":
+        med = x[min(int(np.searchsorted(np.cumsum(p), 0.5)), x.size - 1)]
+        d_max = float(_dot(p, np.abs(x - med)))
+    else:
+        d_max = var
+    return _Tensor(name=name, n=int(u.size), x=x, p=p, d_max=d_max,
+                   lam=1.0 / mean_abs if mean_abs > 0 else math.inf, var=var, mean_abs=mean_abs, m=int(x.size))
+
+
+def _float_tensors(weights) -> tuple[list[str], dict | None]:
+    """Names of the tensors the bound is computed on, after the checks of ``check_weights``, and the
+    checked arrays.  A :class:`~ratedist.io.WeightsSource` is checked one tensor at a time and nothing
+    is kept (the arrays are then ``None``: read them again by name)."""
+    from ..io import WeightsSource
+
+    if not isinstance(weights, WeightsSource):
+        arrays = check_weights("weights", weights, allow_empty_tensors=False)
+        names = [k for k, a in arrays.items() if a.dtype.kind == "f"]
+        dtypes = {str(a.dtype) for a in arrays.values()}
+    else:
+        if len(weights) == 0:
+            raise InvalidArgumentError("`weights` is an empty mapping; pass at least one tensor.")
+        arrays, names, dtypes = None, [], set()
+        for k in weights:
+            dt = check_weights("weights", {k: weights[k]}, allow_empty_tensors=False)[k].dtype
+            dtypes.add(str(dt))
+            if dt.kind == "f":
+                names.append(k)
+    if not names:
         raise InvalidArgumentError(
             "`weights` has no floating-point tensor; the bound is defined on float weights "
-            f"(got dtypes {sorted({str(a.dtype) for a in arrays.values()})}).")
-    return out
+            f"(got dtypes {sorted(dtypes)}).")
+    return names, arrays
+
+
+def _prepare(weights, normalize, metric) -> list[_Tensor]:
+    names, arrays = _float_tensors(weights)
+    get = weights.__getitem__ if arrays is None else arrays.__getitem__
+    return [_prepare_one(k, get(k), normalize, metric) for k in names]
 
 
 def _default_slopes(tensors, metric, n_slopes) -> np.ndarray:
@@ -649,6 +679,16 @@ def model_rate_distortion(weights: Mapping, *, metric: str = "l1", normalize: st
     >>> bool(np.all(curve.rate_lower <= curve.rate)), bool(np.all(curve.gap <= 1e-3))
     (True, True)
     """
+    return _model_rd(lambda: _prepare(weights, normalize, metric), None, metric=metric, normalize=normalize,
+                     slopes=slopes, n_slopes=n_slopes, tol=tol, units=units, grid_fraction=grid_fraction,
+                     max_iter=max_iter, workers=workers)
+
+
+def _model_rd(prepare, points, *, metric, normalize, slopes, n_slopes, tol, units, grid_fraction, max_iter,
+              workers) -> ModelRD:
+    """:func:`model_rate_distortion` with the per-tensor work supplied: ``prepare()`` gives the tensors
+    (:class:`_Tensor`, possibly :meth:`_Tensor.summary` only) and ``points(tasks, slopes, tol_n, frac,
+    max_iter)`` the :class:`_Point` of every ``(tensor index, slope index)`` task (``None``: threads here)."""
     t0 = time.perf_counter()
     check_choice("metric", metric, METRICS)
     check_choice("normalize", normalize, NORMALIZATIONS)
@@ -668,31 +708,37 @@ def model_rate_distortion(weights: Mapping, *, metric: str = "l1", normalize: st
         n_slopes = check_int("n_slopes", n_slopes, minimum=1, maximum=10_000)
     else:
         s_n = _check_slopes(slopes, units)
-    tensors = _prepare(weights, normalize, metric)
+    tensors = prepare()
     if slopes is None:
         s_n = _default_slopes(tensors, metric, n_slopes)
     return _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, workers, t0,
                   "any coder that treats each tensor's normalized weights as i.i.d. draws from its "
-                  "empirical law (tensors coded separately, distortion averaged over all weights)")
+                  "empirical law (tensors coded separately, distortion averaged over all weights)", points=points)
 
 
-def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, workers, t0, what) -> ModelRD:
+def _point_of(metric):
+    return _l1_point if metric == "l1" else _mse_point
+
+
+def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, workers, t0, what, points=None) -> ModelRD:
     n_t, n_s = len(tensors), s_n.shape[0]
-    point = _l1_point if metric == "l1" else _mse_point
+    point = _point_of(metric)
     tasks = sorted(((ti, si) for ti in range(n_t) for si in range(n_s)),
-                   key=lambda ts: (-tensors[ts[0]].x.shape[0] * (1 + ts[1]), ts))
+                   key=lambda ts: (-tensors[ts[0]].m * (1 + ts[1]), ts))
 
     def run(ts):
         ti, si = ts
-        return ts, point(tensors[ti], float(s_n[si]), tol_n, frac, max_iter)
+        return point(tensors[ti], float(s_n[si]), tol_n, frac, max_iter)
 
-    if workers == 1 or len(tasks) == 1:
-        results = [run(ts) for ts in tasks]
+    if points is not None:
+        found = points(tasks, s_n, tol_n, frac, max_iter)
+    elif workers == 1 or len(tasks) == 1:
+        found = [run(ts) for ts in tasks]
     else:
         with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            results = list(pool.map(run, tasks))
+            found = list(pool.map(run, tasks))
     pts = [[None] * n_s for _ in range(n_t)]
-    for (ti, si), pt in results:
+    for (ti, si), pt in zip(tasks, found):
         pts[ti][si] = pt
     w = np.array([t.n for t in tensors], dtype=np.float64)
     w /= w.sum()
@@ -713,7 +759,7 @@ def _curve(tensors, s_n, metric, normalize, units, tol_n, frac, max_iter, worker
             f"model_rate_distortion: at slope(s) {', '.join(bad)} some tensor did not reach the certified gap "
             f"{from_nats(tol_n, units):.3g} {units} within `max_iter` = {max_iter}; the bounds hold but are wider "
             "(raise `max_iter` or `tol`).", ConvergenceWarning, stacklevel=3)
-    mean_abs = float(sum(float(_dot(t.p, np.abs(t.x))) * wt for t, wt in zip(tensors, w)))
+    mean_abs = float(sum(t.mean_abs * wt for t, wt in zip(tensors, w)))
 
     def ro(arr):
         arr = np.ascontiguousarray(arr)
