@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test,torch,flower]"
+	$(PY) -m pip install -q -e ".[test,torch,flower,dask]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -15,7 +15,7 @@ the results are identical to it, float for float.
 * :func:`quant_encode_tensors` — :func:`ratedist.quant.encode` of each tensor on its own (its
   own rate or distortion target), one task per tensor; every stream is the in-process stream.
 
-Install the extra: ``pip install 'ratedist[distributed]'``.  Pass ``client=`` (a
+Install the extra: ``pip install 'ratedist[dask]'``.  Pass ``client=`` (a
 ``distributed.Client``) or ``address=`` (a scheduler address such as ``"tcp://10.0.0.5:8786"``).
 Every worker must see the checkpoint at the same path (a shared or replicated file system).
 """
@@ -39,7 +39,7 @@ def _client(client, address):
         import distributed
     except ImportError:  # pragma: no cover - exercised only without the extra
         raise ImportError(
-            "ratedist.distributed needs dask.distributed; install it with `pip install 'ratedist[distributed]'`."
+            "ratedist.distributed needs dask.distributed; install it with `pip install 'ratedist[dask]'`."
         ) from None
     if client is not None and address is not None:
         raise InvalidArgumentError("pass either `client` or `address`, not both.")
