@@ -64,11 +64,17 @@ def installed(wheel, tmp_path_factory) -> Path:
     return venv
 
 
-def _run_verb(venv: Path, cwd: Path, *argv: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _clean_env() -> dict:
+    """The environment without PYTHONPATH (which would put a checkout before the installed wheel)."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def _run_verb(venv: Path, cwd: Path, *argv: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = _clean_env()
     return subprocess.run([str(venv / "bin" / "ratedist"), *argv], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -77,7 +83,8 @@ def test_installed_wheel_is_not_the_checkout(installed, tmp_path):
     """The test below runs the installed copy: ratedist imports from the virtualenv, not the checkout."""
     py = installed / "bin" / "python"
     where = subprocess.run([str(py), "-c", "import ratedist, ratedist.scripts as s; print(ratedist.__file__);"
-                            "print(s.repo_root())"], cwd=tmp_path, capture_output=True, text=True, check=True)
+                            "print(s.repo_root())"], cwd=tmp_path, capture_output=True, text=True, check=True,
+                           env=_clean_env())
     first, root = where.stdout.split()
     assert str(installed) in first and str(ROOT) not in first
     assert root.endswith("ratedist/_scripts")
