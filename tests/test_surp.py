@@ -459,3 +459,54 @@ def test_report_carries_model_bound(algorithm):
     assert plain.stream == enc.stream and plain.report.checkpoints[0].bound_bpp is None
     with pytest.raises(InvalidArgumentError, match="`bound`"):
         surp.encode(w, [0.5], bound="yes")
+
+
+def _bn_model():
+    rng = np.random.default_rng(4)
+    return {"conv.weight": rng.laplace(size=(8, 4, 3, 3)).astype(np.float32),
+            "bn.weight": rng.random(8).astype(np.float32), "bn.bias": rng.normal(size=8).astype(np.float32),
+            "bn.running_mean": rng.normal(size=8).astype(np.float32),
+            "bn.running_var": rng.random(8).astype(np.float32),
+            "bn.num_batches_tracked": np.array(123, dtype=np.int64),
+            "fc.weight": rng.laplace(size=(10, 32)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "parallel"])
+def test_buffers_carried_losslessly(algorithm):
+    """A state_dict's BatchNorm buffers are not coded (the reference code codes trainable parameters only):
+    every checkpoint prefix decodes them bit for bit with their dtype and shape (0-d included), they are not
+    counted in n_params, and the trainable tensors code as they would alone; include_buffers=True codes the
+    float buffers too (the integer counter always travels losslessly)."""
+    w = _bn_model()
+    enc = surp.encode(w, [0.9, 0.5], algorithm=algorithm, bound=False)
+    trainable = {k: v for k, v in w.items() if "running" not in k and "num_batches" not in k}
+    assert enc.report.n_params == sum(v.size for v in trainable.values())
+    alone = surp.encode(trainable, [0.9, 0.5], algorithm=algorithm, bound=False)
+    for k, cp in enumerate(enc.report.checkpoints):
+        dec = surp.decode(enc.stream[:cp.n_bytes], checkpoint=k)
+        ref = surp.decode(alone.stream[:alone.report.checkpoints[k].n_bytes], checkpoint=k)
+        assert list(dec) == list(w)
+        for name in ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked"):
+            assert dec[name].dtype == w[name].dtype and dec[name].shape == w[name].shape
+            assert dec[name].tobytes() == w[name].tobytes()
+        assert all(dec[n].tobytes() == ref[n].tobytes() for n in trainable)
+    inc = surp.encode(w, [0.9], algorithm=algorithm, bound=False, include_buffers=True)
+    assert inc.report.n_params == enc.report.n_params + 16
+
+
+def test_carried_tensor_forgeries_are_corrupt():
+    """A carried tensor whose payload is not base64, or holds the wrong number of bytes, or claims coded
+    entries, is a corrupt stream (CRC recomputed by re-packing), never another exception."""
+    import base64
+
+    from ratedist.coding.container import pack_container, unpack_container
+
+    enc = surp.encode(_bn_model(), [0.9], bound=False)
+    c = unpack_container(enc.stream)
+    i = next(i for i, t in enumerate(c.header["tensors"]) if t["name"] == "bn.running_var")
+    for edit in ({"raw": "@@not base64@@"}, {"raw": base64.b64encode(b"\0" * 12).decode()}, {"size": 8},
+                 {"norm": 1.0}, {"dtype": "<U4"}):
+        h = json.loads(json.dumps(c.header))
+        h["tensors"][i].update(edit)
+        with pytest.raises(CorruptStreamError, match="carried tensor"):
+            surp.decode(pack_container(h, list(c.segments)))

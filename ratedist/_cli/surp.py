@@ -28,6 +28,10 @@ def add_parser(sub) -> None:
     e.add_argument("--alpha", type=float, default=None, help="initial threshold factor α > 0 (default ln(n/ln n))")
     e.add_argument("--normalize", choices=["l2", "l1"], default="l2", help="per-tensor normalization (default l2)")
     e.add_argument("--algorithm", choices=["sequential", "parallel"], default="sequential")
+    e.add_argument("--include-buffers", action="store_true",
+                   help="code BatchNorm running statistics like weights (default: carried losslessly, not counted)")
+    e.add_argument("--no-bound", action="store_true",
+                   help="skip the model's own rate-distortion bound in the report (a Blahut-Arimoto sweep)")
     e.add_argument("--device", choices=["cpu", "cuda"], default=None, help="parallel algorithm only")
     e.add_argument("--gamma", type=float, default=None,
                    help="parallel algorithm only: threshold decay per round, in (0, 1)")
@@ -75,7 +79,8 @@ def run_encode(args):
     elif args.device is not None or args.gamma is not None:
         raise InvalidArgumentError("`--device` and `--gamma` belong to `--algorithm parallel`.")
     kwargs = {"normalize": args.normalize, "algorithm": args.algorithm,
-              "progress": not (args.json or args.quiet)}
+              "progress": not (args.json or args.quiet), "include_buffers": args.include_buffers,
+              "bound": not args.no_bound}
     if args.algorithm == "sequential":
         kwargs.update(seed=seed, alpha=alpha)
     elif alpha is not None:

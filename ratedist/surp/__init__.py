@@ -48,7 +48,7 @@ __all__ = [
 
 def encode(weights: Mapping, sparsity, *, seed: int = 0, alpha: float | None = None, normalize: str = "l2",
            algorithm: str = "sequential", progress: bool = False, keep_reconstructions: bool = False,
-           bound: bool = True, **params) -> SurpEncoding:
+           bound: bool = True, include_buffers: bool = False, **params) -> SurpEncoding:
     """Encode ``weights`` with SuRP into a progressive stream with one checkpoint per target sparsity.
 
     Parameters
@@ -76,6 +76,11 @@ def encode(weights: Mapping, sparsity, *, seed: int = 0, alpha: float | None = N
         Put the model's own rate–distortion bound at each checkpoint's distortion in the
         report (``bound_bpp``, ``bound_bpp_upper``, ``bound_gap``); costs a Blahut–Arimoto sweep
         over the coded tensors (about a second for a 30 k-parameter model).
+    include_buffers : bool
+        Code BatchNorm running statistics (``running_mean``, ``running_var``) like weights. By default
+        they are carried losslessly in the stream header and not counted in ``n_params``, as the
+        reference code codes trainable parameters only (weights, biases, BN affine); integer and
+        boolean tensors (``num_batches_tracked``) are always carried losslessly.
     **params
         Algorithm parameters: for ``"sequential"`` ``refresh_every`` (20) and
         ``refresh_factor`` (0.9) of the refresh rule and ``max_iterations``;
@@ -95,7 +100,8 @@ def encode(weights: Mapping, sparsity, *, seed: int = 0, alpha: float | None = N
         from .encoder import encode_sequential
 
         enc = encode_sequential(weights, sparsity, seed=seed, alpha=alpha, normalize=normalize,
-                                progress=progress, keep_reconstructions=keep_reconstructions, **params)
+                                progress=progress, keep_reconstructions=keep_reconstructions,
+                                include_buffers=include_buffers, **params)
         return _with_bound(enc, weights, normalize) if bound else enc
     if alpha is not None:
         raise InvalidArgumentError("`alpha` belongs to the sequential algorithm; the parallel one takes `gamma`.")
@@ -106,7 +112,7 @@ def encode(weights: Mapping, sparsity, *, seed: int = 0, alpha: float | None = N
         extra["progress"] = progress
     if keep_reconstructions:
         extra["keep_reconstructions"] = keep_reconstructions
-    enc = encode_parallel(weights, sparsity, normalize=normalize, **extra, **params)
+    enc = encode_parallel(weights, sparsity, normalize=normalize, include_buffers=include_buffers, **extra, **params)
     return _with_bound(enc, weights, normalize) if bound else enc
 
 
@@ -117,7 +123,7 @@ def _with_bound(enc: SurpEncoding, weights: Mapping, normalize: str) -> SurpEnco
 
     from ..rd.model import model_bound_at, model_rate_distortion
 
-    coded = {t["name"] for t in read_header(enc.stream)["tensors"]}
+    coded = {t["name"] for t in read_header(enc.stream)["tensors"] if "raw" not in t}
     arrays = {k: v for k, v in check_weights("weights", weights).items() if k in coded and v.size}
     if not any(np.any(v) for v in arrays.values()):   # an all-zero model: nothing to bound, every rate is 0
         return enc

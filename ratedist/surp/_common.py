@@ -13,6 +13,8 @@ its entries have ``a = 0`` and are never selected.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ __all__ = [
     "check_sparsities",
     "needed_nonzeros",
     "validate_table",
+    "is_buffer",
+    "raw_tensor",
+    "BUFFER_SUFFIXES",
 ]
 
 NORMALIZATIONS = ("l2", "l1")
@@ -120,7 +125,20 @@ def tensor_norm(x: np.ndarray, normalize: str) -> float:
     return _norm_and_min(_kernel_input(x), normalize)[0]
 
 
-def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
+#: Name endings of the non-trainable buffers of a torch state_dict (BatchNorm's running statistics).
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def is_buffer(name: str, arr: np.ndarray, include_buffers: bool = False) -> bool:
+    """Whether tensor ``name`` is carried losslessly instead of coded: integer and boolean tensors always
+    (SuRP's magnitudes would round them), BatchNorm running statistics unless ``include_buffers``.
+    The reference code codes trainable parameters only (weights, biases, BN affine)."""
+    if arr.dtype.kind in "iub":
+        return True
+    return not include_buffers and name.rsplit(".", 1)[-1] in BUFFER_SUFFIXES
+
+
+def flatten(weights: Mapping, normalize: str = "l2", *, include_buffers: bool = False) -> Flat:
     """Flatten ``weights`` into normalized magnitudes and signs, in key order.
 
     Parameters
@@ -130,6 +148,10 @@ def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
         error naming the tensor and the count.
     normalize : {"l2", "l1"}
         Per-tensor norm that ``u`` is divided by.
+    include_buffers : bool
+        Code BatchNorm running statistics like weights (default: carry them losslessly, see
+        :func:`is_buffer`). A carried tensor has an entry ``raw`` (its bytes, base64) in the table,
+        ``size`` 0 (it takes no coded position) and norm 0.
 
     Returns
     -------
@@ -145,7 +167,10 @@ def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
 
     check_choice("normalize", normalize, NORMALIZATIONS)
     arrays = check_weights("weights", weights)
-    n = sum(int(a.size) for a in arrays.values())
+    if not isinstance(include_buffers, bool):
+        raise InvalidArgumentError(f"`include_buffers` must be True or False, got {include_buffers!r}.")
+    raw = {k for k, a in arrays.items() if is_buffer(k, a, include_buffers)}
+    n = sum(int(a.size) for k, a in arrays.items() if k not in raw)
     if n > MAX_PARAMS:
         raise InvalidArgumentError(f"`weights` has {n} entries; SuRP supports at most {MAX_PARAMS}.")
     if n == 0:
@@ -156,6 +181,11 @@ def flatten(weights: Mapping, normalize: str = "l2") -> Flat:
     pos = 0
     lo = math.inf
     for name, arr in arrays.items():
+        if name in raw:
+            data = np.ascontiguousarray(arr)
+            table.append({"name": name, "shape": [int(s) for s in arr.shape], "dtype": data.dtype.str,
+                          "norm": 0.0, "size": 0, "raw": base64.b64encode(data.tobytes()).decode("ascii")})
+            continue
         size = int(arr.size)
         x = _kernel_input(arr)
         norm, low = _norm_and_min(x, normalize, name)
@@ -183,6 +213,9 @@ def unflatten(u_hat: np.ndarray, table: Sequence[dict]) -> dict[str, np.ndarray]
     out = {}
     pos = 0
     for t in table:
+        if "raw" in t:
+            out[t["name"]] = raw_tensor(t)
+            continue
         size = int(t["size"])
         seg = np.asarray(u_hat[pos:pos + size], dtype=np.float64) * float(t["norm"])
         seg += 0.0  # -0.0 -> +0.0, so that equal reconstructions are equal bit for bit
@@ -243,6 +276,21 @@ def needed_nonzeros(sparsity: float, n: int) -> int:
     return max(k, 1)
 
 
+def raw_tensor(t: dict) -> np.ndarray:
+    """The tensor a table entry carries losslessly (``raw``: base64 of its bytes), checked against its
+    declared dtype and shape."""
+    name, shape = t.get("name"), t.get("shape")
+    try:
+        dtype = np.dtype(t.get("dtype"))
+        data = base64.b64decode(t.get("raw"), validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        raise CorruptStreamError(f"stream header: carried tensor {name!r} has an unreadable dtype or payload.") from None
+    if dtype.kind not in _OUT_KINDS or dtype.hasobject or len(data) != math.prod(shape) * dtype.itemsize:
+        raise CorruptStreamError(f"stream header: carried tensor {name!r} holds {len(data)} bytes, not "
+                                 f"{shape!r} of {dtype}.")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
 def validate_table(table) -> int:
     """Check a tensor table read from a stream header; return n (total entries).
 
@@ -261,6 +309,11 @@ def validate_table(table) -> int:
         names.add(name)
         if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s <= MAX_PARAMS for s in shape):
             raise CorruptStreamError(f"stream header: tensor {name!r} has an invalid shape {shape!r}.")
+        if "raw" in t:
+            if size != 0 or norm != 0 or not isinstance(t["raw"], str) or math.prod(shape) > MAX_PARAMS:
+                raise CorruptStreamError(f"stream header: carried tensor {name!r} has a bad size, norm or payload.")
+            raw_tensor(t)
+            continue
         if not isinstance(size, int) or size != math.prod(shape):
             raise CorruptStreamError(f"stream header: tensor {name!r} declares size {size!r} for shape {shape!r}.")
         try:

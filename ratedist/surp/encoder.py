@@ -198,7 +198,7 @@ def run_fast(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_ite
 
 def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize: str = "l2", progress: bool = False,
                       keep_reconstructions: bool = False, refresh_every: int = 20, refresh_factor: float = 0.9,
-                      max_iterations: int | None = None, _engine: str = "fast"):
+                      max_iterations: int | None = None, include_buffers: bool = False, _engine: str = "fast"):
     """Sequential SuRP encode; see :func:`ratedist.surp.encode` for the parameters."""
     from ._common import unflatten
     from .report import SurpEncoding
@@ -207,7 +207,7 @@ def encode_sequential(weights, sparsity, *, seed: int = 0, alpha=None, normalize
     t0 = time.perf_counter()
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     targets = check_sparsities(sparsity)
-    flat = flatten(weights, normalize)
+    flat = flatten(weights, normalize, include_buffers=include_buffers)
     a = flat.magnitudes
     p = sequential_params(a, alpha=alpha, refresh_every=refresh_every, refresh_factor=refresh_factor, seed=seed)
     n = flat.n

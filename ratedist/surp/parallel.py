@@ -573,7 +573,7 @@ def _pack(header: dict, segments: list[bytes]) -> tuple[bytes, list[int]]:
 
 def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA, normalize: str = "l2",
                     backend: str = "auto", device: str | None = None, seed: int = 0, progress: bool = False,
-                    keep_reconstructions: bool = False) -> SurpEncoding:
+                    keep_reconstructions: bool = False, include_buffers: bool = False) -> SurpEncoding:
     """Encode ``weights`` with the data-parallel SuRP into a progressive stream.
 
     Parameters
@@ -632,7 +632,7 @@ def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA,
         backend = "numba" if device == "cpu" else "cuda"
     backend = resolve_backend(backend, simulator_ok=True)
     targets = check_sparsities(sparsity)
-    flat = flatten(weights, normalize)
+    flat = flatten(weights, normalize, include_buffers=include_buffers)
     a = flat.magnitudes
     neg = flat.signs < 0
     sizes = [t["size"] for t in flat.table]
