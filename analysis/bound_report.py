@@ -1,4 +1,4 @@
-"""Output-perturbation bound report: per-layer contributions and a sparsity sweep (THEORY.md §2).
+"""Output-perturbation bound report: per-layer contributions and a sparsity sweep (docs/theory.md §2).
 
 Usage::
 

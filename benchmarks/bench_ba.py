@@ -20,7 +20,7 @@ from ratedist.rd import blahut_arimoto_grid, discretize_laplace
 
 
 def plain_dense_ba(p, d, s, tol, max_iter=200_000):
-    """Textbook BA (THEORY.md §1) on a dense kernel, stopping on the same certificate gap."""
+    """Textbook BA (docs/theory.md §1) on a dense kernel, stopping on the same certificate gap."""
     A = np.exp(s * d)
     q = np.full(d.shape[1], 1.0 / d.shape[1])
     for it in range(1, max_iter + 1):

@@ -3,7 +3,7 @@
 The embedded bias-free ReLU MLP 64-256-128-10 is pruned to a range of
 sparsities by global magnitude pruning and (when available) decoded from a
 SuRP stream; for each compressed model the slide, safe and induced-norm
-bounds (THEORY.md §2) are drawn on a log scale next to the measured
+bounds (docs/theory.md §2) are drawn on a log scale next to the measured
 perturbation, a lower estimate of sup_{‖x‖₁≤1} ‖f(x; w) − f(x; ŵ)‖₁.
 """
 

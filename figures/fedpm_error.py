@@ -2,7 +2,7 @@
 
 K clients hold mask probabilities θ^k ∈ [0, 1]^d; each sends one mask
 m^k ~ Bern(θ^k) and the server estimates θ̄ = (1/K) Σ_k θ^k by θ̂ = (1/K) Σ_k m^k
-(THEORY.md §5).  For each K the clients' θ is drawn once (fixed seed) and the
+(docs/theory.md §5).  For each K the clients' θ is drawn once (fixed seed) and the
 squared error ‖θ̂ − θ̄‖² is averaged over independent mask draws (error bars:
 95 % confidence intervals, 1.96 standard errors).  Beside it: the exact
 expectation (1/K²) Σ_k Σ_i θ_i^k (1 − θ_i^k) and the bound d/(4K), which is

@@ -1,5 +1,5 @@
 """Figure: the Laplacian R(D), Blahut–Arimoto points with their certificates, and the Shannon lower
-bound of a non-Laplacian source (Gaussian under absolute error) beside its BA curve (THEORY.md §1)."""
+bound of a non-Laplacian source (Gaussian under absolute error) beside its BA curve (docs/theory.md §1)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 For block lengths n and L = 1, 2, 4 equal stages at several total rates, a
 Laplace(1) source is coded with random codebooks drawn from the optimal
-reproduction law of each stage's residual (THEORY.md §3); every point is the
+reproduction law of each stage's residual (docs/theory.md §3); every point is the
 measured mean absolute error at the measured rate of the stream's bytes.
 """
 

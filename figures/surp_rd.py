@@ -5,7 +5,7 @@ default model, both SuRP encoders write one progressive stream with a
 checkpoint at each sparsity of a grid; every point is the measured size of the
 checkpoint's prefix (bits per parameter, the header excluded so that the two
 algorithms' fixed costs do not blur the comparison; it is reported apart)
-against the normalized L1 distortion d(u, û) of THEORY.md §2.  The curve
+against the normalized L1 distortion d(u, û) of docs/theory.md §2.  The curve
 R(D) = max(0, −log2(λ̂ D)) of the Laplacian fitted to u (λ̂ = 1/mean|u|) is
 the lower reference.  The parallel curve is drawn for several γ, the default
 marked; the JSON lists, at each parallel checkpoint, its bits divided by the

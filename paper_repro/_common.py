@@ -7,7 +7,7 @@ split of :func:`ratedist.data.digits_split`; nothing is downloaded.
 Models
 ------
 ``mlp``  the bias-free ReLU MLP 64-256-128-10 of the embedded default model (the setting
-         of the output-perturbation theorem, THEORY.md §2).
+         of the output-perturbation theorem, docs/theory.md §2).
 ``cnn``  a small bias-free CNN on 1×8×8 images: conv 3×3 (1→16), ReLU, conv 3×3 (16→32),
          ReLU, max-pool 2, linear 512→64, ReLU, linear 64→10 (38,160 weights).
 
@@ -164,7 +164,7 @@ def train(net, X, y, *, epochs: int, seed: int, lr: float = 2e-3, weight_decay: 
           batch: int = 64, masks: Mapping[str, np.ndarray] | None = None) -> None:
     """Adam on the cross-entropy; with ``masks``, gradients of pruned weights are zeroed.
 
-    Masked training (the retraining step between pruning rounds, THEORY.md §4b.8): the gradient
+    Masked training (the retraining step between pruning rounds, docs/theory.md §4b.8): the gradient
     of every weight whose mask is False is set to zero before the step and the weight is
     re-zeroed after it, so a pruned weight stays exactly zero (Adam's weight decay and moment
     estimates cannot revive it).  The last epoch's weights are kept — unlike the SuRP reference

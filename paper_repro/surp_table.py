@@ -1,8 +1,8 @@
 """SuRP against Global, Uniform, Adaptive and LAMP pruning, in miniature on digits.
 
-The published protocol (THEORY.md §4d, the LAMP protocol): train a network, then rounds of
+The published protocol (docs/theory.md §4d, the LAMP protocol): train a network, then rounds of
 20 % pruning — after round k the sparsity is 1 − 0.8^k — with retraining under masked
-gradients between rounds.  SuRP runs iteratively (THEORY.md §4b.8): the current, already
+gradients between rounds.  SuRP runs iteratively (docs/theory.md §4b.8): the current, already
 sparse weights are encoded by :func:`ratedist.surp.encode` to the next sparsity, the stream is
 decoded by :func:`ratedist.surp.decode`, and the decoded network is retrained with the
 gradients of its zeros masked.  The baselines prune with :func:`ratedist.pruning.prune`.
@@ -275,7 +275,7 @@ def make_table(data: dict) -> str:
                   "", C.markdown_table(head, rows), ""]
         errs = sorted({e for m in cfg["methods"] for c in a["table"][m].values() for e in c["errors"]})
         lines += [f"- {model}: unreachable cell: {e}" for e in errs] + ([""] if errs else [])
-    lines += ["## Published (CIFAR-10, slides; THEORY.md §4d)", ""]
+    lines += ["## Published (CIFAR-10, slides; docs/theory.md §4d)", ""]
     for net in ("ResNet-20/CIFAR-10", "VGG-16/CIFAR-10"):
         t = data["expected"]["tables"][net]
         head = ["Method"] + [f"k={k} ({r:.2f} %)" for k, r in zip(t["k"], t["pruning_ratio_pct"])]

@@ -1,4 +1,4 @@
-"""Output-perturbation bounds of a compressed network (THEORY.md §2).
+"""Output-perturbation bounds of a compressed network (docs/theory.md §2).
 
 For a network ``f(x; w)`` made of an ordered sequence of linear layers (dense
 matrices, convolutions, optionally followed by an eval-mode batch norm that is
@@ -359,7 +359,7 @@ class LayerContribution:
 
 @dataclass(frozen=True)
 class PerturbationBounds:
-    """Upper bounds on sup_{‖x‖₁≤1} ‖f(x; w) − f(x; ŵ)‖₁ (THEORY.md §2).
+    """Upper bounds on sup_{‖x‖₁≤1} ‖f(x; w) − f(x; ŵ)‖₁ (docs/theory.md §2).
 
     Attributes
     ----------
@@ -463,7 +463,7 @@ def perturbation_bounds(original, compressed, *, layers=None, include_biases: bo
 
     Notes
     -----
-    Telescoping (THEORY.md §2): let g_l be the network whose first l layers are
+    Telescoping (docs/theory.md §2): let g_l be the network whose first l layers are
     compressed and the others original, so f(·; w) = g_0 and f(·; ŵ) = g_d, and
     Δf = Σ_l (g_{l−1} − g_l).  g_{l−1} and g_l share the compressed prefix,
     whose output has norm ≤ Π_{k<l}‖Ŵ_k‖ on the unit ball (|σ(z)| ≤ |z|); they
@@ -489,7 +489,7 @@ def perturbation_bounds(original, compressed, *, layers=None, include_biases: bo
 
     Examples
     --------
-    The two-layer counterexample of THEORY.md §2 breaks the slide form:
+    The two-layer counterexample of docs/theory.md §2 breaks the slide form:
 
     >>> import warnings
     >>> with warnings.catch_warnings():
@@ -576,7 +576,7 @@ def perturbation_bounds(original, compressed, *, layers=None, include_biases: bo
             raise InvalidArgumentError(f"`compressed`: {msg}")
         if not _quiet:
             warnings.warn(msg, RatedistWarning, stacklevel=2)
-    note = ("bias-free theorem (THEORY.md §2): biases and batch-norm shifts are ignored"
+    note = ("bias-free theorem (docs/theory.md §2): biases and batch-norm shifts are ignored"
             + (f" in layer(s) {ignored}" if ignored else "") if not include_biases
             else "extended bound with biases (see perturbation_bounds Notes); derived, not from the paper")
     return PerturbationBounds(

@@ -1,4 +1,4 @@
-"""Successive refinement of the Laplacian source with random codebooks (THEORY.md §3).
+"""Successive refinement of the Laplacian source with random codebooks (docs/theory.md §3).
 
 L stages at block length n.  Stage t codes the residual U⁽ᵗ⁾ (≈ Laplace(λ_t))
 with a random codebook of 2^{k_t} codewords, k_t = round(n·R_t), drawn i.i.d.
@@ -610,7 +610,7 @@ def ideal_refinement_stage(u, lam, rate, *, units="bits", seed=None) -> IdealSta
 
     Notes
     -----
-    Joint law (THEORY.md §1): U = V + Z, Z ~ Laplace(scale D) ⟂ V, V = 0 w.p.
+    Joint law (docs/theory.md §1): U = V + Z, Z ~ Laplace(scale D) ⟂ V, V = 0 w.p.
     a = (λD)², else V ~ Laplace(λ).  For u ≥ 0 (u < 0 by symmetry), with
     α = λ and β = 1/D, the posterior puts weight ∝ a(β/2)e^{−βu} on V = 0 and
     density ∝ (1−a)(αβ/4)e^{−α|v| − β|u−v|} on v, whose three pieces have masses

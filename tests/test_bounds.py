@@ -1,4 +1,4 @@
-"""Tests of ratedist.bounds: output-perturbation bounds (THEORY.md §2)."""
+"""Tests of ratedist.bounds: output-perturbation bounds (docs/theory.md §2)."""
 
 import warnings
 
@@ -62,7 +62,7 @@ def _quiet_bounds(*a, **k):
 @settings(max_examples=25, deadline=None)
 @given(networks, st.sampled_from(["mask", "magnitude", "scale"]))
 def test_pruning_type_measured_le_induced_le_slide(net, kind):
-    """THEORY.md §2 checks (a),(b): for pruning-type ŵ (|ŵ_ij| ≤ |w_ij|) on bias-free ReLU MLPs,
+    """docs/theory.md §2 checks (a),(b): for pruning-type ŵ (|ŵ_ij| ≤ |w_ij|) on bias-free ReLU MLPs,
     measured sup ≤ induced-norm bound ≤ slide bound, and induced ≤ safe; the precondition holds."""
     rng, ws = _net(*net)
     wh = _prune(rng, ws, kind)
@@ -77,7 +77,7 @@ def test_pruning_type_measured_le_induced_le_slide(net, kind):
 @settings(max_examples=25, deadline=None)
 @given(networks, st.sampled_from(["noise", "inflate", "sign"]))
 def test_arbitrary_compression_measured_le_safe(net, kind):
-    """THEORY.md §2 check (a): the safe (mixed-product) and induced bounds hold for any ŵ."""
+    """docs/theory.md §2 check (a): the safe (mixed-product) and induced bounds hold for any ŵ."""
     rng, ws = _net(*net)
     if kind == "noise":
         wh = [w + rng.normal(scale=rng.uniform(0.01, 1.0), size=w.shape) for w in ws]
@@ -92,7 +92,7 @@ def test_arbitrary_compression_measured_le_safe(net, kind):
 
 
 def test_counterexample_violates_slide_form():
-    """THEORY.md §2: d=2 scalar ReLU net, w=(1,1), ŵ=(2,2): sup = 3 > slide form 2; the failed
+    """docs/theory.md §2: d=2 scalar ReLU net, w=(1,1), ŵ=(2,2): sup = 3 > slide form 2; the failed
     precondition is reported (warning naming the layers, result field, strict error)."""
     w, wh = [np.ones((1, 1))] * 2, [2 * np.ones((1, 1))] * 2
     with pytest.warns(RatedistWarning, match="layer1.*layer2"):
@@ -108,7 +108,7 @@ def test_counterexample_violates_slide_form():
 @settings(max_examples=30, deadline=None)
 @given(networks, st.sampled_from(["mask", "noise"]))
 def test_identity_relative_sum_equals_n_times_distortion(net, kind):
-    """THEORY.md §2 check (d): Σ_l ‖Δw_l‖₁/‖w_l‖₁ = n·d(u, û), and the slide bound is n·d·Π‖w_k‖₁."""
+    """docs/theory.md §2 check (d): Σ_l ‖Δw_l‖₁/‖w_l‖₁ = n·d(u, û), and the slide bound is n·d·Π‖w_k‖₁."""
     rng, ws = _net(*net)
     wh = _prune(rng, ws, "mask") if kind == "mask" else [w + rng.normal(size=w.shape) for w in ws]
     b = _quiet_bounds(ws, wh)
@@ -121,7 +121,7 @@ def test_identity_relative_sum_equals_n_times_distortion(net, kind):
 @settings(max_examples=30, deadline=None)
 @given(networks, st.integers(0, 4))
 def test_bound_zero_iff_equal(net, which):
-    """THEORY.md §2 check (c): every bound is 0 iff ŵ = w (changing one weight makes each positive)."""
+    """docs/theory.md §2 check (c): every bound is 0 iff ŵ = w (changing one weight makes each positive)."""
     rng, ws = _net(*net)
     b0 = perturbation_bounds(ws, [w.copy() for w in ws])
     assert b0.slide == b0.safe == b0.induced == b0.distortion == 0.0
@@ -151,7 +151,7 @@ def test_extended_bias_bound_holds(net):
 
 
 def test_conv_batchnorm_bound_against_torch():
-    """THEORY.md §2: for a conv net with eval-mode BN folded in, the induced ℓ1→ℓ1 norm of a stride-1
+    """docs/theory.md §2: for a conv net with eval-mode BN folded in, the induced ℓ1→ℓ1 norm of a stride-1
     conv equals the largest input-channel kernel sum (attained at a centred delta), and the torch
     adapter's measured sup stays below the induced and safe bounds."""
     torch = pytest.importorskip("torch")
@@ -271,7 +271,7 @@ def test_cli_bound_json(tmp_path, capsys):
 
 def test_bound_report_sweep_on_default_model():
     """analysis/bound_report.py: magnitude pruning of the default model keeps |ŵ| ≤ |w|, so at every
-    sparsity the precondition holds and measured ≤ induced ≤ slide (THEORY.md §2 on a trained net)."""
+    sparsity the precondition holds and measured ≤ induced ≤ slide (docs/theory.md §2 on a trained net)."""
     from ratedist.data import default_model
     from ratedist.scripts import load_script, repo_root
 

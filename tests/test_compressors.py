@@ -1,4 +1,4 @@
-"""Tests of ratedist.compressors: one interface, measured bits, unbiasedness, the DRIVE identity, WHT kernels (THEORY.md §6)."""
+"""Tests of ratedist.compressors: one interface, measured bits, unbiasedness, the DRIVE identity, WHT kernels (docs/theory.md §6)."""
 
 import math
 import os
@@ -53,7 +53,7 @@ def test_roundtrip_bits_and_determinism(d, seed, method):
     ("fedpm", {}, 3000),
 ])
 def test_unbiased_monte_carlo(name, params, trials):
-    """E x̂ = x for QSGD, unbiased DRIVE and EDEN (uniform rotation, THEORY.md §6) and FedPM (§5):
+    """E x̂ = x for QSGD, unbiased DRIVE and EDEN (uniform rotation, docs/theory.md §6) and FedPM (§5):
     the mean over independent seeds lies within K_SE standard errors in every coordinate."""
     d = 24
     x = _vec(name, d, 11) * (1 if name in UNIT else np.linspace(0.2, 3, d))
@@ -76,7 +76,7 @@ def test_hadamard_drive_bias_is_reported():
 @SMALL
 @given(st.integers(0, 12), st.integers(0, 2**31))
 def test_drive_identity(log_d, seed):
-    """DRIVE (unbiased S): ‖x − x̂‖² = ‖x‖²(d‖x‖²/‖Rx‖₁² − 1) for d a power of two (THEORY.md §6), up to the
+    """DRIVE (unbiased S): ‖x − x̂‖² = ‖x‖²(d‖x‖²/‖Rx‖₁² − 1) for d a power of two (docs/theory.md §6), up to the
     float32 rounding of S."""
     d = 1 << log_d
     x = np.random.default_rng(seed).standard_normal(d)
@@ -90,7 +90,7 @@ def test_drive_identity(log_d, seed):
 @SMALL
 @given(st.integers(1, 200), st.integers(0, 2**31), st.sampled_from(["hadamard", "uniform"]))
 def test_rotation_orthogonal(d, seed, rotation):
-    """R is orthogonal: ‖Rx‖ = ‖x‖ and R⁻¹R x = x (THEORY.md §6 checks)."""
+    """R is orthogonal: ‖Rx‖ = ‖x‖ and R⁻¹R x = x (docs/theory.md §6 checks)."""
     x = np.random.default_rng(seed).standard_normal(d)
     rx = rotate(x, seed, rotation)
     assert abs(np.linalg.norm(rx) - np.linalg.norm(x)) <= ID_TOL * np.linalg.norm(x)
@@ -115,7 +115,7 @@ def test_hadamard_backends_agree(backend, n):
 
 
 def test_lloyd_max_known_values():
-    """Lloyd–Max MSEs for N(0, 1) at 1..3 bits match THEORY.md §6 (0.3634, 0.1175, 0.03454) to 1e-4."""
+    """Lloyd–Max MSEs for N(0, 1) at 1..3 bits match docs/theory.md §6 (0.3634, 0.1175, 0.03454) to 1e-4."""
     for b, v in [(1, 0.3634), (2, 0.1175), (3, 0.03455)]:
         c, t, mse = lloyd_max_gaussian(b)
         assert abs(mse - v) < 1e-4 and np.allclose(c, -c[::-1]) and np.all(np.diff(c) > 0)

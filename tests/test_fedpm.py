@@ -1,4 +1,4 @@
-"""Tests of ratedist.fedpm: masks, mean estimator, Beta aggregation, measured bit rates, privacy (THEORY.md §5)."""
+"""Tests of ratedist.fedpm: masks, mean estimator, Beta aggregation, measured bit rates, privacy (docs/theory.md §5)."""
 
 import math
 
@@ -35,7 +35,7 @@ SMALL = settings(max_examples=25, deadline=None)
 @SMALL
 @given(st.integers(1, 6), st.integers(1, 12), st.integers(0, 2**31))
 def test_sample_masks_unbiased(k, d, seed):
-    """E m = θ coordinate-wise (THEORY.md §5, uplink): Monte Carlo mean within K_SE standard errors."""
+    """E m = θ coordinate-wise (docs/theory.md §5, uplink): Monte Carlo mean within K_SE standard errors."""
     theta = np.random.default_rng(seed).random((k, d))
     t = 4000
     mean = np.zeros((k, d))
@@ -124,7 +124,7 @@ def test_sample_masks_determinism_and_extremes():
 @SMALL
 @given(st.integers(1, 5), st.integers(1, 8), st.integers(0, 2**31))
 def test_estimator_error_exact_formula(k, d, seed):
-    """E‖θ̂ − θ̄‖² = (1/K²) Σ_k Σ_i θ(1−θ) (THEORY.md §5): Monte Carlo within K_SE standard errors."""
+    """E‖θ̂ − θ̄‖² = (1/K²) Σ_k Σ_i θ(1−θ) (docs/theory.md §5): Monte Carlo within K_SE standard errors."""
     rng = np.random.default_rng(seed)
     theta = rng.random((k, d))
     t = 3000
@@ -136,7 +136,7 @@ def test_estimator_error_exact_formula(k, d, seed):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 10), st.integers(0, 2**31), st.booleans())
 def test_error_bound_equality_iff_half(k, d, seed, half):
-    """estimator_error ≤ d/(4K), with equality iff every θ = ½ (THEORY.md §5)."""
+    """estimator_error ≤ d/(4K), with equality iff every θ = ½ (docs/theory.md §5)."""
     theta = np.full((k, d), 0.5) if half else np.random.default_rng(seed).random((k, d))
     err, bound = estimator_error(theta), error_bound(d, k)
     assert err <= bound * (1 + EPS)
@@ -146,7 +146,7 @@ def test_error_bound_equality_iff_half(k, d, seed, half):
 @SMALL
 @given(st.integers(1, 8), st.integers(1, 20), st.integers(0, 2**31))
 def test_beta_every_round_prior_one_is_average(k, d, seed):
-    """With reset every round and λ₀ = 1 the posterior mode equals the plain average, bit for bit (THEORY.md §5)."""
+    """With reset every round and λ₀ = 1 the posterior mode equals the plain average, bit for bit (docs/theory.md §5)."""
     theta = np.random.default_rng(seed).random((k, d))
     agg = BetaAggregator(d)
     for r in range(3):
@@ -211,7 +211,7 @@ def test_beta_policies_and_reference_mapping():
 @given(st.integers(1, 3000), st.floats(0.0, 1.0), st.integers(0, 2**31))
 def test_bitrate_paper_roundtrip_and_bounds(n, f, seed):
     """Bits decode exactly; n_bits = 8·len(bytes); log2(N)/N ≤ formula ≤ 1 + log2(N)/N; measured ≤ formula +
-    (header + CRC + 64 flush bits + log2(N+1) − log2 N)/N (THEORY.md §5, bitrate)."""
+    (header + CRC + 64 flush bits + log2(N+1) − log2 N)/N (docs/theory.md §5, bitrate)."""
     m = (np.random.default_rng(seed).random(n) < f).astype(np.uint8)
     code = bitrate_paper(m)
     assert np.array_equal(decode_mask_paper(code.data), m)
@@ -290,7 +290,7 @@ def test_bitrate_corrupted_payloads(mutate):
 
 
 def test_ldp_epsilon():
-    """ε = ln((1 − θ_min)/θ_min); a clipped θ has likelihood ratios bounded by e^ε (THEORY.md §5, privacy)."""
+    """ε = ln((1 − θ_min)/θ_min); a clipped θ has likelihood ratios bounded by e^ε (docs/theory.md §5, privacy)."""
     assert ldp_epsilon(0.5) == 0.0
     assert ldp_epsilon(0.1) == pytest.approx(math.log(9))
     assert ldp_epsilon(0.1, units="bits") == pytest.approx(math.log2(9))

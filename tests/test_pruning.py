@@ -52,7 +52,7 @@ def _model(shapes, seed, ties=False):
 @given(shapes=shapes_st, s=st.floats(0.0, 0.99), seed=st.integers(0, 10**6), ties=st.booleans(),
        method=st.sampled_from(METHODS))
 def test_every_method_meets_the_global_target(shapes, s, seed, ties, method):
-    """THEORY.md §7 check: every method keeps round((1 - S) N) weights, i.e. hits S within one weight;
+    """docs/theory.md §7 check: every method keeps round((1 - S) N) weights, i.e. hits S within one weight;
     masks and the report agree, unselected tensors stay dense, and only 'global' may empty a layer."""
     w = _model(shapes, seed, ties)
     n = sum(int(np.prod(x)) for x in shapes)
@@ -89,7 +89,7 @@ def _global_reference(w, names, n_keep):
 @SETTINGS
 @given(shapes=shapes_st, s=st.floats(0.0, 0.99), seed=st.integers(0, 10**6), ties=st.booleans())
 def test_global_equals_full_sort_reference(shapes, s, seed, ties):
-    """Global magnitude pruning (THEORY.md §7) by selection equals a full sort with the documented
+    """Global magnitude pruning (docs/theory.md §7) by selection equals a full sort with the documented
     tie-break (earlier tensor, then smaller flat index), ties included."""
     w = _model(shapes, seed, ties)
     names = [k for k in w if k.endswith("weight")]
@@ -124,7 +124,7 @@ def _lamp_reference(w, names, n_keep):
 @SETTINGS
 @given(shapes=shapes_st, s=st.floats(0.0, 0.99), seed=st.integers(0, 10**6), ties=st.booleans())
 def test_lamp_matches_reference_order_and_never_empties(shapes, s, seed, ties):
-    """LAMP (Lee et al. 2021; THEORY.md §7): the mask equals the score-by-score reference; inside a
+    """LAMP (Lee et al. 2021; docs/theory.md §7): the mask equals the score-by-score reference; inside a
     layer the kept weights are the largest in magnitude; every layer keeps at least one weight."""
     w = _model(shapes, seed, ties)
     names = [k for k in w if k.endswith("weight")]
@@ -151,7 +151,7 @@ def test_lamp_matches_reference_order_and_never_empties(shapes, s, seed, ties):
 def test_lamp_candidate_sets_are_exact(shapes, s, seed, ties, factor):
     """LAMP computed on small candidate sets (each layer's largest magnitudes, grown until the cut falls
     inside them) gives the same mask as LAMP computed on whole layers: a score depends only on the
-    weights above it (THEORY.md §7 definition)."""
+    weights above it (docs/theory.md §7 definition)."""
     from ratedist.pruning import allocation
 
     w = _model(shapes, seed, ties)
@@ -168,7 +168,7 @@ def test_lamp_candidate_sets_are_exact(shapes, s, seed, ties, factor):
 
 
 def test_lamp_scores_hand_checked():
-    """LAMP scores of [1, 2, 3]: 1/14, 4/13, 9/9 (THEORY.md §7 definition)."""
+    """LAMP scores of [1, 2, 3]: 1/14, 4/13, 9/9 (docs/theory.md §7 definition)."""
     s = lamp_scores(np.array([3.0, -1.0, 2.0]))
     np.testing.assert_allclose(s, [1.0, 1 / 14, 4 / 13], rtol=EPS64)
 
@@ -177,7 +177,7 @@ def test_lamp_scores_hand_checked():
 @given(shapes=st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3), st.integers(1, 3)),
                        min_size=1, max_size=6), d=st.floats(0.01, 1.0))
 def test_erk_densities_in_unit_interval_and_meet_budget(shapes, d):
-    """ERK (Evci et al. 2020; THEORY.md §7): densities lie in (0, 1] after the capacity check and
+    """ERK (Evci et al. 2020; docs/theory.md §7): densities lie in (0, 1] after the capacity check and
     the kept budget sum p_l N_l equals d sum N_l."""
     p = erk_densities(shapes, d)
     sizes = np.array([np.prod(s) for s in shapes], dtype=float)
@@ -262,7 +262,7 @@ def test_scores_from_torch_like_inputs_and_custom_scores():
 @given(s_i=st.floats(0.0, 0.5), s_f=st.floats(0.5, 0.99), t0=st.integers(0, 100), n=st.integers(1, 50),
        dt=st.integers(1, 20))
 def test_cubic_schedule_endpoints_monotone_front_loaded(s_i, s_f, t0, n, dt):
-    """Zhu & Gupta's cubic schedule (THEORY.md §7): s(t0) = s_i, s(t0 + n dt) = s_f, monotone, front-loaded
+    """Zhu & Gupta's cubic schedule (docs/theory.md §7): s(t0) = s_i, s(t0 + n dt) = s_f, monotone, front-loaded
     (the increments shrink)."""
     t = t0 + dt * np.arange(n + 1)
     s = cubic_schedule(t, s_i=s_i, s_f=s_f, t0=t0, n=n, dt=dt)
@@ -315,7 +315,7 @@ def test_force_iterates_snip_on_masked_weights():
 
 
 def test_flops_counter_total_monotone_bilinear():
-    """THEORY.md §8: T(1) = T_total; T is monotone in every gate and bilinear in adjacent gates."""
+    """docs/theory.md §8: T(1) = T_total; T is monotone in every gate and bilinear in adjacent gates."""
     net = [ConvLayer(8, 3, 3, 3, 16, 16), ConvLayer(16, 8, 3, 3, 8, 8), ConvLayer(32, 16, 1, 1, 8, 8, groups=2)]
     total = 3 * 8 * 9 * 256 + 8 * 16 * 9 * 64 + 16 * 32 * 64 / 2
     assert conv_flops(net) == total

@@ -1,4 +1,4 @@
-"""Blahut–Arimoto (THEORY.md §1): certificates, fast paths, acceleration, target mode, CLI."""
+"""Blahut–Arimoto (docs/theory.md §1): certificates, fast paths, acceleration, target mode, CLI."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def disc_allowance(step, d):
     """Discretization allowance between the grid problem and the continuous R(D): (Δ/D)²/3.
 
     Second order in Δ/D (quantizing the source by Δ changes E|U − V| by O(Δ²/D));
-    at the THEORY.md targets the measured differences are 1.3e-4 (s = −2) and 3.7e-3 (s = −10),
+    at the docs/theory.md targets the measured differences are 1.3e-4 (s = −2) and 3.7e-3 (s = −10),
     each below this allowance (5.3e-4 and 1.3e-2).
     """
     return (step / d) ** 2 / 3
@@ -55,7 +55,7 @@ def laplace_grid():
 
 @pytest.mark.parametrize("slope, d_target, r_target", [(-2.0, 0.4999, 0.6933), (-10.0, 0.0993, 2.3059)])
 def test_theory_targets(laplace_grid, slope, d_target, r_target):
-    """THEORY.md §1 targets (λ = 1, Δ = 0.02, A = 14): s = −2 → D ≈ 0.4999, R ≈ 0.6933;
+    """docs/theory.md §1 targets (λ = 1, Δ = 0.02, A = 14): s = −2 → D ≈ 0.4999, R ≈ 0.6933;
     s = −10 → D ≈ 0.0993, R ≈ 2.3059 (4 digits quoted, so 1e-4 plus the certificate)."""
     g = laplace_grid
     res = blahut_arimoto_grid(g.points, g.pmf, slope, tol=1e-5)
@@ -66,7 +66,7 @@ def test_theory_targets(laplace_grid, slope, d_target, r_target):
     closed = rate_laplace(res.distortion)
     allow = disc_allowance(g.step, res.distortion)
     assert res.rate_lower - allow <= closed <= res.rate + allow
-    # and D_BA ≈ −1/s for s ≤ −λ (THEORY.md §1 check (b))
+    # and D_BA ≈ −1/s for s ≤ −λ (docs/theory.md §1 check (b))
     assert abs(res.distortion + 1 / slope) < 3 * g.step
 
 
@@ -74,7 +74,7 @@ def test_theory_targets(laplace_grid, slope, d_target, r_target):
 @given(p=st.floats(0.02, 0.98), slope=st.floats(-12.0, -0.05))
 def test_bernoulli_hamming_equals_closed_form(p, slope):
     """BA on Bernoulli(p)/Hamming brackets h(p) − h(D): R_L ≤ R(D) ≤ R with R − R_L < tol
-    (THEORY.md §1; Cover & Thomas Thm 10.3.1)."""
+    (docs/theory.md §1; Cover & Thomas Thm 10.3.1)."""
     tol = 1e-9
     res = blahut_arimoto([1 - p, p], HAMMING, slope, tol=tol)
     closed = rate_bernoulli(res.distortion, p)
@@ -86,7 +86,7 @@ def test_bernoulli_hamming_equals_closed_form(p, slope):
 @given(seed=st.integers(0, 10_000), iters=st.integers(1, 5))
 def test_certificate_valid_for_any_q(seed, iters):
     """R_L ≤ R(D) ≤ R holds for ANY reproduction law q, not only near convergence
-    (Blahut 1972 Thm 8; THEORY.md §1), so an accelerated iterate cannot fake convergence."""
+    (Blahut 1972 Thm 8; docs/theory.md §1), so an accelerated iterate cannot fake convergence."""
     rng = np.random.default_rng(seed)
     p = float(rng.uniform(0.05, 0.95))
     q0 = rng.dirichlet([0.3, 0.3])
@@ -201,7 +201,7 @@ def test_rate_nonincreasing_convex_in_distortion():
 @given(p=st.floats(0.05, 0.5), frac=st.floats(0.05, 0.95))
 def test_target_mode_bernoulli(p, frac):
     """D(R(D)) = D: the target mode returns the requested D and brackets h(p) − h(D)
-    (time-sharing chord above, supporting lines below; THEORY.md §1)."""
+    (time-sharing chord above, supporting lines below; docs/theory.md §1)."""
     target = frac * p
     res = rate_at_distortion([1 - p, p], HAMMING, target, tol=1e-7)
     assert res.converged and res.distortion == target and res.gap < 1e-7 + ROUND
@@ -223,7 +223,7 @@ def test_target_mode_laplace_grid_and_zero_rate():
 
 def test_ba_above_shannon_lower_bound_gaussian_abs():
     """For a non-Laplacian source (Gaussian under absolute error) BA ≥ SLB − O(Δ)
-    (THEORY.md §1 check (b)), and the gap is strictly positive (SLB not tight)."""
+    (docs/theory.md §1 check (b)), and the gap is strictly positive (SLB not tight)."""
     g = discretize_gaussian(1.0, 0.05, 7.0)
     for s in (-4.0, -1.5):
         res = blahut_arimoto_grid(g.points, g.pmf, s, tol=1e-5)
@@ -233,7 +233,7 @@ def test_ba_above_shannon_lower_bound_gaussian_abs():
 
 
 def test_discretizations():
-    """Grids contain 0, are symmetric, and carry a pmf summing to 1 (THEORY.md §1)."""
+    """Grids contain 0, are symmetric, and carry a pmf summing to 1 (docs/theory.md §1)."""
     for g in (discretize_laplace(2.0), discretize_gaussian(0.5, 0.05), discretize_empirical(
             np.random.default_rng(0).laplace(size=1000), 0.1), discretize_empirical({"a": [0.5, -1.0]}, bins=9)):
         assert abs(g.pmf.sum() - 1) < 1e-12 and np.all(g.pmf >= 0)
@@ -306,7 +306,7 @@ def test_blocked_scan_equals_plain_recursion(m, log_r, seed):
 
 def test_fused_evaluation_equals_general_path():
     """The fused evaluation of the recursive path (numba passes + vectorized exp/log) gives the
-    general log-domain evaluation's ln Z, ln c, next iterate and certificate terms (THEORY.md §1)."""
+    general log-domain evaluation's ln Z, ln c, next iterate and certificate terms (docs/theory.md §1)."""
     import importlib
 
     ba = importlib.import_module("ratedist.rd.blahut_arimoto")

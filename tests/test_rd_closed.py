@@ -1,4 +1,4 @@
-"""Closed-form R(D) (THEORY.md §1): monotone, convex, inverse pairs, units, errors."""
+"""Closed-form R(D) (docs/theory.md §1): monotone, convex, inverse pairs, units, errors."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ EPS10 = 10 * np.finfo(float).eps  # identities between closed forms
 @settings(max_examples=40, deadline=None)
 @given(lam=st.floats(0.1, 10.0), var=st.floats(0.1, 10.0), p=st.floats(0.05, 0.5))
 def test_nonincreasing_convex(lam, var, p):
-    """R(D) is non-increasing and convex (THEORY.md §1 check (a))."""
+    """R(D) is non-increasing and convex (docs/theory.md §1 check (a))."""
     for r, dmax in ((lambda d: rate_laplace(d, lam), 1 / lam), (lambda d: rate_gaussian(d, var), var),
                     (lambda d: rate_bernoulli(d, p), p)):
         d = np.linspace(dmax * 0.02, dmax * 1.5 if dmax < 0.5 else dmax * 0.99, 400)
@@ -39,7 +39,7 @@ def test_nonincreasing_convex(lam, var, p):
 @settings(max_examples=40, deadline=None)
 @given(lam=st.floats(0.1, 10.0), frac=st.floats(0.01, 0.99))
 def test_inverse_pairs(lam, frac):
-    """D(R(D)) = D below D_max, in nats and in bits (THEORY.md §1)."""
+    """D(R(D)) = D below D_max, in nats and in bits (docs/theory.md §1)."""
     d = frac / lam
     for units in ("nats", "bits"):
         assert math.isclose(distortion_laplace(rate_laplace(d, lam, units=units), lam, units=units), d, rel_tol=1e-12)

@@ -1,4 +1,4 @@
-"""Tests of ratedist.refinement: successive-refinement random codebooks (THEORY.md §3)."""
+"""Tests of ratedist.refinement: successive-refinement random codebooks (docs/theory.md §3)."""
 
 import numpy as np
 import pytest
@@ -66,7 +66,7 @@ def test_seeded_codebooks_and_indices():
 
 def test_codebook_law_is_the_optimal_reproduction():
     """Stage t's codewords follow the optimal reproduction law of Laplace(λ_t) at D_t = 1/λ_{t+1}:
-    atom (λ_t/λ_{t+1})² at zero (THEORY.md §3)."""
+    atom (λ_t/λ_{t+1})² at zero (docs/theory.md §3)."""
     code = make_refinement_code(16, [0.75, 0.75], seed=0)
     for t, book in enumerate(code.codebooks):
         atom = (code.lams[t] / code.lams[t + 1]) ** 2
@@ -75,7 +75,7 @@ def test_codebook_law_is_the_optimal_reproduction():
 
 
 def test_ideal_stage_residual_is_laplacian_with_next_lambda():
-    """THEORY.md §3: after an ideal stage (V ~ P(V|U) of the optimal channel) the residual U − V is
+    """docs/theory.md §3: after an ideal stage (V ~ P(V|U) of the optimal channel) the residual U − V is
     Laplace(λ_{t+1}) (KS test, fixed seed), independent of V, and two ideal stages reach D(R₁+R₂)."""
     u = np.random.default_rng(0).laplace(scale=1 / 2.0, size=100_000)
     s1 = ideal_refinement_stage(u, 2.0, 0.7, seed=1)
@@ -94,7 +94,7 @@ def test_ideal_stage_residual_is_laplacian_with_next_lambda():
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 24), st.lists(st.floats(0, 0.5), min_size=1, max_size=5))
 def test_stage_rates_add_up(n, rates):
-    """THEORY.md §3: the stage rates k_t/n add up, and Σ_t log2(λ_{t+1}/λ_t) = R(D_L) (no rate loss)."""
+    """docs/theory.md §3: the stage rates k_t/n add up, and Σ_t log2(λ_{t+1}/λ_t) = R(D_L) (no rate loss)."""
     bits = [int(round(n * r)) for r in rates]
     total = sum(bits) / n
     code = make_refinement_code(n, [b / n for b in bits], max_codebook_entries=2**30)

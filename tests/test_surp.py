@@ -1,4 +1,4 @@
-"""Tests of the sequential SuRP codec (issue 3; THEORY.md §4b, §4c)."""
+"""Tests of the sequential SuRP codec (issue 3; docs/theory.md §4b, §4c)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_permutation_is_bijection_and_twins_agree(n, seed, t):
 
 def test_first_eligible_is_uniform_over_eligible_set():
     """Choosing the first element of E in the iteration's permutation is uniform over E
-    (THEORY.md §4c: shared randomness realizes the uniform choice); chi-square at 5 standard deviations."""
+    (docs/theory.md §4c: shared randomness realizes the uniform choice); chi-square at 5 standard deviations."""
     n, size, trials = 5000, 7, 21000
     perms = Permutations(n, 11)
     elig = np.array([3, 4, 5, 1000, 1001, 4990, 2500])[:size]
@@ -112,7 +112,7 @@ def test_fast_matches_reference_at_20000():
 
 def test_decode_equals_encoder_at_every_checkpoint_from_prefix(small_encoding):
     """Every checkpoint prefix (only its first n_bytes) decodes bit for bit to the encoder's
-    reconstruction with the input's keys, shapes and dtypes (THEORY.md §4c exact decoder)."""
+    reconstruction with the input's keys, shapes and dtypes (docs/theory.md §4c exact decoder)."""
     w, enc = small_encoding
     for k, cp in enumerate(enc.report.checkpoints):
         dec = surp.decode(enc.stream[: cp.n_bytes], checkpoint=k)
@@ -154,7 +154,7 @@ def test_report_bits_add_up(small_encoding):
 
 
 def test_distortion_is_normalized_l1_and_laplace_fit_matches():
-    """d(u, û) = (1/n) Σ|u − û| (THEORY.md §2) and λ̂ equals ratedist.rd.fit_laplace on u."""
+    """d(u, û) = (1/n) Σ|u − û| (docs/theory.md §2) and λ̂ equals ratedist.rd.fit_laplace on u."""
     from ratedist.rd import fit_laplace
 
     w = _model(2000, seed=3)
@@ -176,7 +176,7 @@ def test_distortion_is_normalized_l1_and_laplace_fit_matches():
 @SETTINGS
 @given(n=st.integers(3, 800), seed=st.integers(0, 100))
 def test_invariants_of_the_reference(n, seed):
-    """THEORY.md §4b invariants: 0 ≤ â ≤ a, â + r = a, the L1 distortion falls by exactly τ_t per
+    """docs/theory.md §4b invariants: 0 ≤ â ≤ a, â + r = a, the L1 distortion falls by exactly τ_t per
     iteration, nnz(â) ≤ #iterations."""
     import math
 
@@ -197,7 +197,7 @@ def test_invariants_of_the_reference(n, seed):
 
 
 def test_shrinkage_and_signs_on_default_model():
-    """|ŵ| ≤ |w| elementwise with signs kept (THEORY.md §2 precondition ‖ŵ_l‖ ≤ ‖w_l‖)."""
+    """|ŵ| ≤ |w| elementwise with signs kept (docs/theory.md §2 precondition ‖ŵ_l‖ ≤ ‖w_l‖)."""
     from ratedist.data import default_model
 
     w = default_model()
@@ -211,7 +211,7 @@ def test_shrinkage_and_signs_on_default_model():
 
 
 def test_already_sparse_input_keeps_its_zeros():
-    """THEORY.md §4b.8: zeros of an already-sparse input stay zero; lam_inv starts from the non-zeros."""
+    """docs/theory.md §4b.8: zeros of an already-sparse input stay zero; lam_inv starts from the non-zeros."""
     w = _model(4000, seed=5, zeros=1500)
     enc = surp.encode(w, 0.6)
     d = surp.decode(enc.stream)

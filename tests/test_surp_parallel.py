@@ -1,4 +1,4 @@
-"""Tests of the data-parallel SuRP (issue 4; THEORY.md §4): sets, streams, decoder, backends, bad input."""
+"""Tests of the data-parallel SuRP (issue 4; docs/theory.md §4): sets, streams, decoder, backends, bad input."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ weights_strategy = st.builds(
 def test_decode_equals_encoder_reconstruction_and_backends_agree(w, targets, gamma):
     """Claim (issue 4): decode(encode(w)) equals the encoder's reconstruction bit for bit at every
     checkpoint, and the NumPy reference and the numba kernels write the same bytes; also
-    0 ≤ â ≤ |u| with signs kept (THEORY.md §4b invariants)."""
+    0 ≤ â ≤ |u| with signs kept (docs/theory.md §4b invariants)."""
     try:
         ref = P.encode_parallel(w, targets, gamma=gamma, backend="numpy", keep_reconstructions=True)
     except UnreachableTargetError:
@@ -80,7 +80,7 @@ def test_decode_equals_encoder_reconstruction_and_backends_agree(w, targets, gam
 
 
 def test_sets_match_an_independent_full_scan():
-    """Claim (THEORY.md §4, parallel variant): round t selects exactly {i : r_i > τ_t} (strict), every
+    """Claim (docs/theory.md §4, parallel variant): round t selects exactly {i : r_i > τ_t} (strict), every
     selected residual drops by τ_t; checked against a full scan, and the reported distortion
     Σ r_i / n equals the independently computed residual sum."""
     w = _weights(3)

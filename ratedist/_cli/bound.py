@@ -1,4 +1,4 @@
-"""``ratedist bound ORIGINAL COMPRESSED``: output-perturbation bounds of a compressed model (THEORY.md §2)."""
+"""``ratedist bound ORIGINAL COMPRESSED``: output-perturbation bounds of a compressed model (docs/theory.md §2)."""
 
 from __future__ import annotations
 

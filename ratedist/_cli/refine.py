@@ -1,4 +1,4 @@
-"""``ratedist refine``: measure successive-refinement random codebooks against R(D) (THEORY.md §3)."""
+"""``ratedist refine``: measure successive-refinement random codebooks against R(D) (docs/theory.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §7-§8 (pruning baselines) for ``ratedist verify``."""
+"""Claims of docs/theory.md §7-§8 (pruning baselines) for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _model(seed: int, ties: bool = False) -> dict:
 
 
 @claim("pruning.exact_target", "Global, uniform, adaptive, LAMP, ER and ERK all keep round((1-S)N) weights: "
-       "the global sparsity target is met within one weight (ties included)", "THEORY.md §7 checks; issue 7")
+       "the global sparsity target is met within one weight (ties included)", "docs/theory.md §7 checks; issue 7")
 def _exact_target() -> Check:
     worst = 0.0
     n_runs = 0
@@ -47,7 +47,7 @@ def _exact_target() -> Check:
 
 
 @claim("pruning.global_full_sort", "Global magnitude pruning by selection equals the full-sort reference "
-       "(rank by |w|, ties by position) weight for weight", "THEORY.md §7; issue 7 (selection, no full sort)")
+       "(rank by |w|, ties by position) weight for weight", "docs/theory.md §7; issue 7 (selection, no full sort)")
 def _global_full_sort() -> Check:
     mismatches = 0
     for seed, ties in ((2, False), (3, True)):
@@ -65,7 +65,7 @@ def _global_full_sort() -> Check:
 
 
 @claim("pruning.lamp_order", "LAMP keeps, inside every layer, the largest-magnitude weights and never empties a "
-       "layer, at every level of the 20%-per-round schedule", "THEORY.md §7 (LAMP, Lee et al. ICLR'21)")
+       "layer, at every level of the 20%-per-round schedule", "docs/theory.md §7 (LAMP, Lee et al. ICLR'21)")
 def _lamp_order() -> Check:
     w = _model(4)
     viol = 0
@@ -81,7 +81,7 @@ def _lamp_order() -> Check:
 
 
 @claim("pruning.erk_capacity", "ERK densities lie in (0, 1] after the capacity check and meet the kept budget",
-       "THEORY.md §7 (ER/ERK, Evci et al. 2020)")
+       "docs/theory.md §7 (ER/ERK, Evci et al. 2020)")
 def _erk() -> Check:
     sizes = np.array([np.prod(s) for s in _SHAPES], dtype=float)
     worst = 0.0
@@ -94,7 +94,7 @@ def _erk() -> Check:
 
 
 @claim("pruning.cubic_schedule", "The cubic schedule starts at s_i, ends at s_f and is monotone and front-loaded",
-       "THEORY.md §7 (Zhu & Gupta 2017)")
+       "docs/theory.md §7 (Zhu & Gupta 2017)")
 def _cubic() -> Check:
     t = np.arange(0, 101)
     s = cubic_schedule(t, s_i=0.1, s_f=0.95, t0=0, n=10, dt=10)
@@ -104,7 +104,7 @@ def _cubic() -> Check:
 
 
 @claim("pruning.flops_counter", "The channel-gated FLOPs counter gives T(1) = T_total, and greedy channel pruning "
-       "stops with T(a) <= p T_total", "THEORY.md §8 (DWNP)")
+       "stops with T(a) <= p T_total", "docs/theory.md §8 (DWNP)")
 def _flops() -> Check:
     net = [ConvLayer(16, 3, 3, 3, 32, 32), ConvLayer(32, 16, 3, 3, 16, 16), ConvLayer(64, 32, 3, 3, 8, 8)]
     total = 3 * 16 * 9 * 1024 + 16 * 32 * 9 * 256 + 32 * 64 * 9 * 64

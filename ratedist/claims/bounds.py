@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §2 (output-perturbation bounds) for ``ratedist verify``."""
+"""Claims of docs/theory.md §2 (output-perturbation bounds) for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _bounds(*a, **k):
 
 @claim("bounds.pruning.measured_le_induced_le_slide",
        "For pruning-type compressions (masks, magnitude pruning, scaling down) of bias-free ReLU MLPs: "
-       "measured sup ≤ induced-norm bound ≤ slide bound", "THEORY.md §2 checks (a), (b)")
+       "measured sup ≤ induced-norm bound ≤ slide bound", "docs/theory.md §2 checks (a), (b)")
 def _pruning() -> Check:
     worst = 0.0
     for rng, ws in _nets(11):
@@ -54,7 +54,7 @@ def _pruning() -> Check:
 
 @claim("bounds.safe.any_compression",
        "For arbitrary compressed weights (noise, inflation, sign flips) measured sup ≤ induced ≤ safe bound",
-       "THEORY.md §2 (telescoping bound with mixed products)")
+       "docs/theory.md §2 (telescoping bound with mixed products)")
 def _safe() -> Check:
     worst = 0.0
     for rng, ws in _nets(12):
@@ -67,7 +67,7 @@ def _safe() -> Check:
 
 @claim("bounds.slide.counterexample",
        "The two-layer scalar net w=(1,1), ŵ=(2,2) has sup 3 > slide form 2, and the failed precondition "
-       "‖ŵ_k‖₁ ≤ ‖w_k‖₁ is reported", "THEORY.md §2 (hidden assumption)")
+       "‖ŵ_k‖₁ ≤ ‖w_k‖₁ is reported", "docs/theory.md §2 (hidden assumption)")
 def _counter() -> Check:
     w, wh = [np.ones((1, 1))] * 2, [2 * np.ones((1, 1))] * 2
     b = _bounds(w, wh)
@@ -79,7 +79,7 @@ def _counter() -> Check:
 
 @claim("bounds.identity.distortion",
        "Σ_l ‖w_l − ŵ_l‖₁/‖w_l‖₁ = n·d(u, û) for the per-layer L1-normalized weights",
-       "THEORY.md §2 check (d)")
+       "docs/theory.md §2 check (d)")
 def _identity() -> Check:
     worst = 0.0
     for rng, ws in _nets(13):
@@ -91,7 +91,7 @@ def _identity() -> Check:
 
 
 @claim("bounds.zero_iff_equal", "Every bound is 0 when ŵ = w and positive when one weight differs",
-       "THEORY.md §2 check (c)")
+       "docs/theory.md §2 check (c)")
 def _zero() -> Check:
     ok = True
     for rng, ws in _nets(14):

@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §5 (FedPM) for ``ratedist verify``."""
+"""Claims of docs/theory.md §5 (FedPM) for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ K_SE = 5.0
 
 
 @claim("fedpm.estimator.unbiased", "FedPM's mean estimator θ̂ = (1/K)Σ m^k is unbiased: E θ̂ = θ̄ "
-       "(Monte Carlo, max deviation in standard errors)", "THEORY.md §5 (mean estimator)")
+       "(Monte Carlo, max deviation in standard errors)", "docs/theory.md §5 (mean estimator)")
 def _unbiased() -> Check:
     rng = np.random.default_rng(5)
     theta = rng.random((5, 40))
@@ -35,7 +35,7 @@ def _unbiased() -> Check:
 
 
 @claim("fedpm.estimator.error_formula", "E‖θ̂ − θ̄‖² = (1/K²) Σ_k Σ_i θ_i^k(1 − θ_i^k) (Monte Carlo, in standard errors)",
-       "THEORY.md §5 (mean estimator)")
+       "docs/theory.md §5 (mean estimator)")
 def _error_formula() -> Check:
     rng = np.random.default_rng(6)
     theta = rng.random((4, 30))
@@ -45,7 +45,7 @@ def _error_formula() -> Check:
     return Check(float(z), K_SE, detail=f"measured {errs.mean():.5g}, exact {estimator_error(theta):.5g}")
 
 
-@claim("fedpm.estimator.bound", "estimator_error ≤ d/(4K), with equality iff all θ = ½", "THEORY.md §5 (mean estimator)")
+@claim("fedpm.estimator.bound", "estimator_error ≤ d/(4K), with equality iff all θ = ½", "docs/theory.md §5 (mean estimator)")
 def _bound() -> Check:
     rng = np.random.default_rng(7)
     worst = -np.inf
@@ -59,7 +59,7 @@ def _bound() -> Check:
 
 
 @claim("fedpm.aggregation.mode_is_average", "Beta aggregation with per-round reset and λ₀ = 1 returns exactly the "
-       "plain average of the masks; θ^g ∈ [0, 1] and finite scores for unanimous clients", "THEORY.md §5 (Bayesian aggregation)")
+       "plain average of the masks; θ^g ∈ [0, 1] and finite scores for unanimous clients", "docs/theory.md §5 (Bayesian aggregation)")
 def _mode_average() -> Check:
     rng = np.random.default_rng(8)
     agg = BetaAggregator(500)
@@ -76,7 +76,7 @@ def _mode_average() -> Check:
 
 
 @claim("fedpm.bitrate.measured_bytes", "Every reported FedPM bit count is 8 × the length of bytes that decode to the "
-       "mask (paper accounting and per-coordinate models)", "THEORY.md §5 (bitrate); ARCHITECTURE 'real bits'")
+       "mask (paper accounting and per-coordinate models)", "docs/theory.md §5 (bitrate); ARCHITECTURE 'real bits'")
 def _bytes() -> Check:
     rng = np.random.default_rng(9)
     bad = 0
@@ -90,7 +90,7 @@ def _bytes() -> Check:
 
 
 @claim("fedpm.bitrate.bounds", "Paper accounting: log2(N)/N ≤ h_b(f) + log2(N)/N ≤ 1 + log2(N)/N; measured bits per "
-       "entry ≤ formula + (header + CRC + 64 range-coder bits + 1)/N + 1e-3; h_b(f) = h_b(1 − f)", "THEORY.md §5 (bitrate)")
+       "entry ≤ formula + (header + CRC + 64 range-coder bits + 1)/N + 1e-3; h_b(f) = h_b(1 − f)", "docs/theory.md §5 (bitrate)")
 def _bounds() -> Check:
     rng = np.random.default_rng(10)
     worst = -np.inf
@@ -107,7 +107,7 @@ def _bounds() -> Check:
 
 
 @claim("fedpm.privacy.ldp", "A bit sampled from θ clipped to [θ_min, 1 − θ_min] has likelihood ratios ≤ "
-       "exp(ε), ε = ln((1 − θ_min)/θ_min)", "THEORY.md §5 (privacy remark)")
+       "exp(ε), ε = ln((1 − θ_min)/θ_min)", "docs/theory.md §5 (privacy remark)")
 def _ldp() -> Check:
     worst = 0.0
     for tmin in (0.01, 0.1, 0.3, 0.5):

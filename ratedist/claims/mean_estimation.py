@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §6 (mean-estimation baselines) for ``ratedist verify``."""
+"""Claims of docs/theory.md §6 (mean-estimation baselines) for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -25,30 +25,30 @@ def _mc_unbiased(name, params, trials, d=16, seed=3):
     return Check(float(z.max()), K_SE, detail=f"max |z| over {d} coordinates, {trials} seeds")
 
 
-@claim("compressors.qsgd.unbiased", "QSGD (s = 2) is unbiased: E x̂ = x (Monte Carlo, standard errors)", "THEORY.md §6 (QSGD)")
+@claim("compressors.qsgd.unbiased", "QSGD (s = 2) is unbiased: E x̂ = x (Monte Carlo, standard errors)", "docs/theory.md §6 (QSGD)")
 def _qsgd() -> Check:
     return _mc_unbiased("qsgd", {"s": 2}, 2500)
 
 
 @claim("compressors.drive.unbiased", "DRIVE with S = ‖x‖²/‖Rx‖₁ and a uniformly random rotation is unbiased "
-       "(Monte Carlo, standard errors)", "THEORY.md §6 (DRIVE)")
+       "(Monte Carlo, standard errors)", "docs/theory.md §6 (DRIVE)")
 def _drive() -> Check:
     return _mc_unbiased("drive", {"rotation": "uniform"}, 1500)
 
 
 @claim("compressors.eden.unbiased", "EDEN at 1.5 bits with a uniformly random rotation is unbiased "
-       "(Monte Carlo, standard errors)", "THEORY.md §6 (EDEN)")
+       "(Monte Carlo, standard errors)", "docs/theory.md §6 (EDEN)")
 def _eden() -> Check:
     return _mc_unbiased("eden", {"bits": 1.5, "rotation": "uniform"}, 1200)
 
 
-@claim("compressors.fedpm.unbiased", "The FedPM compressor (one Bernoulli sample) is unbiased for θ", "THEORY.md §5")
+@claim("compressors.fedpm.unbiased", "The FedPM compressor (one Bernoulli sample) is unbiased for θ", "docs/theory.md §5")
 def _fedpm() -> Check:
     return _mc_unbiased("fedpm", {}, 2500)
 
 
 @claim("compressors.drive.identity", "DRIVE (unbiased S): ‖x − x̂‖² = ‖x‖²(d‖x‖²/‖Rx‖₁² − 1) for d a power of two "
-       "(relative error, float32 scale)", "THEORY.md §6 (DRIVE)")
+       "(relative error, float32 scale)", "docs/theory.md §6 (DRIVE)")
 def _identity() -> Check:
     worst = 0.0
     for seed, d in enumerate((1, 2, 16, 256, 4096)):
@@ -61,7 +61,7 @@ def _identity() -> Check:
 
 
 @claim("compressors.rotation.orthogonal", "The randomized Hadamard rotation R = H·D/√n is orthogonal: ‖Rx‖ = ‖x‖ "
-       "and R⁻¹Rx = x; the numba WHT equals the NumPy reference", "THEORY.md §6 checks")
+       "and R⁻¹Rx = x; the numba WHT equals the NumPy reference", "docs/theory.md §6 checks")
 def _orth() -> Check:
     worst = 0.0
     for d in (1, 3, 64, 1000):
@@ -90,7 +90,7 @@ def _bits() -> Check:
 
 
 @claim("compressors.vnmse", "Large-d vNMSE: DRIVE unbiased → π/2 − 1, DRIVE MSE-scale → 1 − 2/π, EDEN 2 bits → "
-       "σ₂²/(1 − σ₂²) with σ₂² the Lloyd–Max MSE (d = 2^14, 20 draws; max relative gap)", "THEORY.md §6")
+       "σ₂²/(1 − σ₂²) with σ₂² the Lloyd–Max MSE (d = 2^14, 20 draws; max relative gap)", "docs/theory.md §6")
 def _vnmse() -> Check:
     x = np.random.default_rng(0).standard_normal(1 << 14)
     s2 = lloyd_max_gaussian(2)[2]
@@ -103,7 +103,7 @@ def _vnmse() -> Check:
     return Check(float(max(gaps)), 0.02, detail="relative gaps " + ", ".join(f"{g:.4f}" for g in gaps))
 
 
-@claim("compressors.lloyd_max", "Lloyd–Max MSE of N(0,1): 0.3634, 0.1175, 0.03455 at 1..3 bits", "THEORY.md §6 (EDEN)")
+@claim("compressors.lloyd_max", "Lloyd–Max MSE of N(0,1): 0.3634, 0.1175, 0.03455 at 1..3 bits", "docs/theory.md §6 (EDEN)")
 def _lloyd() -> Check:
     gap = max(abs(lloyd_max_gaussian(b)[2] - v) for b, v in [(1, 0.36338), (2, 0.11748), (3, 0.034548)])
     return Check(float(gap), 1e-4)

@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §1 for ``ratedist verify``."""
+"""Claims of docs/theory.md §1 for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..rd.closed import rate_laplace
 
 
 @claim("rd.laplace.test_channel", "Sampling the backward test channel U = V + Z gives E|U-V| = D, "
-       "P(V=0) = (λD)² and E|U| = 1/λ (Laplace(λ) source)", "THEORY.md §1 (test channel); slides")
+       "P(V=0) = (λD)² and E|U| = 1/λ (Laplace(λ) source)", "docs/theory.md §1 (test channel); slides")
 def _test_channel() -> Check:
     n, lam, d = 400_000, 1.0, 0.4
     u, v = sample_laplace_test_channel(n, d, lam, seed=1)
@@ -26,7 +26,7 @@ def _test_channel() -> Check:
 
 
 @claim("rd.laplace.convex_nonincreasing", "The Laplacian R(D) is convex and non-increasing on (0, 2/λ]",
-       "THEORY.md §1 check (a)")
+       "docs/theory.md §1 check (a)")
 def _convex() -> Check:
     d = np.linspace(0.01, 2.0, 2001)
     r = rate_laplace(d)
@@ -39,7 +39,7 @@ def _convex() -> Check:
 @claim("rd.laplace.ba_agrees", "The Laplacian R(D) = −ln(λD) agrees with Blahut–Arimoto on a fine grid "
        "for D in [0.05/λ, 1/λ]: R_L − a ≤ −ln(λD_BA) ≤ R_BA + a, a = (Δ/D)²/3 the grid allowance "
        "(slopes −20 … −1; slope −1 is the critical one, where D → 1/λ and R → 0)",
-       "THEORY.md §1 (BA, checks (b))")
+       "docs/theory.md §1 (BA, checks (b))")
 def _ba_agrees() -> Check:
     from ..rd.blahut_arimoto import blahut_arimoto_grid
     from ..rd.discretize import discretize_laplace
@@ -59,7 +59,7 @@ def _ba_agrees() -> Check:
 
 @claim("rd.slb.tight_laplace", "The Shannon lower bound is tight for Laplace/absolute error (closed form = SLB "
        "for D ≤ 1/λ), and for a non-Laplacian source (Gaussian under absolute error) BA ≥ SLB − Δ",
-       "THEORY.md §1 (Shannon lower bound)")
+       "docs/theory.md §1 (Shannon lower bound)")
 def _slb() -> Check:
     from ..rd.blahut_arimoto import blahut_arimoto_grid
     from ..rd.channel import differential_entropy_laplace, shannon_lower_bound

@@ -1,4 +1,4 @@
-"""Claims of THEORY.md §3 (successive refinement) for ``ratedist verify``."""
+"""Claims of docs/theory.md §3 (successive refinement) for ``ratedist verify``."""
 
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__: list[str] = []
 @claim("refinement.ideal_stage.residual_laplace",
        "After an ideal stage (V drawn from the optimal channel P(V|U)) the residual U − V is "
        "Laplace(λ_{t+1}) with λ_{t+1} = λ_t·2^{R_t} (KS test at level 0.01, fixed seed)",
-       "THEORY.md §3 (constructive successive refinability)")
+       "docs/theory.md §3 (constructive successive refinability)")
 def _ideal() -> Check:
     from scipy import stats
 
@@ -33,7 +33,7 @@ def _ideal() -> Check:
 
 @claim("refinement.rates_add_up",
        "Stage rates k_t/n add up to the total, and Σ_t log2(λ_{t+1}/λ_t) = R(D_L): no rate loss",
-       "THEORY.md §3")
+       "docs/theory.md §3")
 def _rates() -> Check:
     worst = 0.0
     for n, rates in ((4, [0.5, 0.25, 0.25]), (12, [0.25] * 4), (7, [3 / 7, 1 / 7])):
@@ -48,7 +48,7 @@ def _rates() -> Check:
 @claim("refinement.gap_shrinks_with_n",
        "Random-codebook successive refinement (2 stages, 1 bit/symbol) approaches D(R) as the block "
        "length grows: the distortion gap decreases over n = 2, 4, 8, 12 (3000 blocks, fixed seed)",
-       "THEORY.md §3; random coding argument")
+       "docs/theory.md §3; random coding argument")
 def _gap() -> Check:
     gaps = []
     for n in (2, 4, 8, 12):

@@ -35,7 +35,7 @@ def _n_zero(weights) -> int:
 @claim("repro.expected.protocol_ratios",
        "The published CIFAR-10 pruning ratios are 1 - 0.8^k (k = 14,18,20,22,24,28 for VGG-16; "
        "9,13,15,17,19,23 for ResNet-20): the LAMP protocol of 20 % pruning per round",
-       "THEORY.md §4d; slides (paper_repro/expected/surp.json)")
+       "docs/theory.md §4d; slides (paper_repro/expected/surp.json)")
 def _protocol_ratios() -> Check:
     from ..scripts import repo_root
 
@@ -54,7 +54,7 @@ def _protocol_ratios() -> Check:
 @claim("repro.surp.iterative_keeps_zeros",
        "Iterative SuRP: encoding already-sparse weights (default model, global magnitude pruned to 50 %) "
        "to 70 % sparsity revives no pruned weight and reaches the target within one weight",
-       "THEORY.md §4b.8 (iterative protocol); paper_repro/surp_table.py")
+       "docs/theory.md §4b.8 (iterative protocol); paper_repro/surp_table.py")
 def _iterative_keeps_zeros() -> Check:
     from .. import pruning, surp
 
@@ -73,7 +73,7 @@ def _iterative_keeps_zeros() -> Check:
 @claim("repro.surp.fewer_bits_than_pruning",
        "On the default model, SuRP's measured stream at sparsity 50/80/90 % is shorter than the "
        "pruned model's mask and values coded by ratedist.pruning.cost at the same sparsity",
-       "AISTATS'22 (SuRP); THEORY.md §4c; the bits column of paper_repro/surp_table.py")
+       "AISTATS'22 (SuRP); docs/theory.md §4c; the bits column of paper_repro/surp_table.py")
 def _fewer_bits() -> Check:
     from .. import pruning, surp
 

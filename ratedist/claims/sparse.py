@@ -1,4 +1,4 @@
-"""Claims of the sparse-training lectures (THEORY.md §7; issue 15) for ``ratedist verify``.
+"""Claims of the sparse-training lectures (docs/theory.md §7; issue 15) for ``ratedist verify``.
 
 Two framework-free claims (the DST mask update is exact selection and keeps the sparsity) and,
 when torch is installed (the ``torch`` extra), the quick versions of the lectures' claims on the

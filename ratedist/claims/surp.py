@@ -20,7 +20,7 @@ def _laplace_model(n: int, seed: int = 0) -> dict:
 
 
 @claim("surp.decode_bit_exact", "decode(encode(w)) equals the encoder's own reconstruction bit for bit at every "
-       "checkpoint (sequential SuRP, prefix decoding)", "THEORY.md §4c (exact decoder); issue 3")
+       "checkpoint (sequential SuRP, prefix decoding)", "docs/theory.md §4c (exact decoder); issue 3")
 def _decode_exact() -> Check:
     from ..surp import decode, encode
 
@@ -47,7 +47,7 @@ def _fast_ref() -> Check:
 
 
 @claim("surp.distortion_drops_by_tau", "Each SuRP iteration lowers the L1 distortion Σ|a − â| by exactly τ_t",
-       "THEORY.md §4b invariants")
+       "docs/theory.md §4b invariants")
 def _drop() -> Check:
     from ..surp._common import flatten, needed_nonzeros
     from ..surp.encoder import sequential_params
@@ -69,7 +69,7 @@ def _drop() -> Check:
 
 
 @claim("surp.shrinks_weights", "SuRP's reconstruction satisfies 0 ≤ |ŵ| ≤ |w| with signs kept, so ‖ŵ_l‖ ≤ ‖w_l‖ "
-       "per layer (precondition of the output-perturbation bound)", "THEORY.md §2, §4b invariants")
+       "per layer (precondition of the output-perturbation bound)", "docs/theory.md §2, §4b invariants")
 def _shrink() -> Check:
     from ..data import default_model
     from ..surp import decode, encode
@@ -89,7 +89,7 @@ def _shrink() -> Check:
 
 
 @claim("surp.index_bits_near_estimate", "Measured position bits are within 5% of the paper-style estimate "
-       "Σ_t H(Geom(|E_t|/n)) (Laplacian, n = 200,000, 90% sparsity)", "THEORY.md §4c; issue 3")
+       "Σ_t H(Geom(|E_t|/n)) (Laplacian, n = 200,000, 90% sparsity)", "docs/theory.md §4c; issue 3")
 def _bits() -> Check:
     from ..surp import encode
 
@@ -109,7 +109,7 @@ def _parallel_weights(n: int, seed: int):
 
 
 @claim("surp.parallel.bit_exact", "The parallel SuRP stream decodes, at every checkpoint, to the encoder's "
-       "reconstruction bit for bit (numpy.array_equal)", "issue 4; THEORY.md §4c (exact decoder)")
+       "reconstruction bit for bit (numpy.array_equal)", "issue 4; docs/theory.md §4c (exact decoder)")
 def _bit_exact() -> Check:
     from ..surp import decode
     from ..surp.parallel import encode_parallel
@@ -125,7 +125,7 @@ def _bit_exact() -> Check:
 
 @claim("surp.parallel.distortion_identity", "After every round t, the L1 distortion n·d(u,û) tracked by the "
        "encoder (Σ_i a_i − Σ_s τ_s |E_s|) equals the sum of the residuals computed independently by a full scan",
-       "issue 4; THEORY.md §4b invariants (Σ|a − â| drops by τ per selection)")
+       "issue 4; docs/theory.md §4b invariants (Σ|a − â| drops by τ per selection)")
 def _distortion_identity() -> Check:
     from ..surp._common import flatten
     from ..surp.parallel import DEFAULT_GAMMA, plan_rounds

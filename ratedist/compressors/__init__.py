@@ -1,4 +1,4 @@
-"""Mean-estimation compressors behind one interface (THEORY.md §5–§6).
+"""Mean-estimation compressors behind one interface (docs/theory.md §5–§6).
 
 ``encode(x, *, seed) -> bytes`` and ``decode(bytes) -> x̂`` for QSGD, DRIVE,
 EDEN, FedMask and FedPM.  The payload carries dimension, seed and parameters;

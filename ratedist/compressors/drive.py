@@ -1,4 +1,4 @@
-"""DRIVE (Vargaftik et al., NeurIPS 2021): one bit per coordinate after a shared rotation (THEORY.md §6).
+"""DRIVE (Vargaftik et al., NeurIPS 2021): one bit per coordinate after a shared rotation (docs/theory.md §6).
 
 R = H·D/√n (Walsh–Hadamard H, random ±1 diagonal D from the seed, x zero-padded
 to n = 2^⌈log2 d⌉).  Send sign(Rx) (n bits) and one float32 scale S; decode

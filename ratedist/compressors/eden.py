@@ -1,4 +1,4 @@
-"""EDEN (Vargaftik et al., ICML 2022): rotation + Lloyd–Max quantization at b bits (THEORY.md §6).
+"""EDEN (Vargaftik et al., ICML 2022): rotation + Lloyd–Max quantization at b bits (docs/theory.md §6).
 
 After DRIVE's rotation, z = √n·Rx/‖x‖ is close to N(0, 1) per coordinate.
 Each z_i is quantized with the Lloyd–Max quantizer of N(0, 1) at w_i bits,
@@ -98,7 +98,7 @@ def lloyd_max_gaussian(bits: int, *, tol: float = 1e-11, max_iter: int = 200_000
 
 
 def eden_vnmse_asymptotic(bits: int) -> float:
-    """Large-d vNMSE of unbiased EDEN at an integer number of bits: σ_b²/(1 − σ_b²) (THEORY.md §6).
+    """Large-d vNMSE of unbiased EDEN at an integer number of bits: σ_b²/(1 − σ_b²) (docs/theory.md §6).
 
     >>> round(eden_vnmse_asymptotic(1), 3)
     0.571

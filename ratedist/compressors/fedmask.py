@@ -1,4 +1,4 @@
-"""FedMask (Li et al., 2021) as a FedPM baseline: deterministic thresholded masks (THEORY.md §6).
+"""FedMask (Li et al., 2021) as a FedPM baseline: deterministic thresholded masks (docs/theory.md §6).
 
 m_i = 1[θ_i > τ] (or 1[sigmoid(s_i) > τ] for scores), sent as one bit per
 coordinate (packed).  As an estimator of θ it is biased: the threshold is not

@@ -1,4 +1,4 @@
-"""FedPM as a compressor: one Bernoulli sample of θ, coded by the paper's accounting (THEORY.md §5).
+"""FedPM as a compressor: one Bernoulli sample of θ, coded by the paper's accounting (docs/theory.md §5).
 
 The mask m ~ Bern(θ) is drawn from the seed (counter-based generator keyed by the
 seed's mask stream), then coded as the count of ones followed by the bits under one

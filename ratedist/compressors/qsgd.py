@@ -1,4 +1,4 @@
-"""QSGD (Alistarh et al., NeurIPS 2017) with Elias-gamma coding (THEORY.md §6).
+"""QSGD (Alistarh et al., NeurIPS 2017) with Elias-gamma coding (docs/theory.md §6).
 
 Stochastic quantization to ``s`` levels: with u_i = s|x_i|/‖x‖, send
 ξ_i = ⌊u_i⌋ + Bern(u_i − ⌊u_i⌋), so E[‖x‖ sign(x_i) ξ_i/s] = x_i (unbiased).

@@ -1,7 +1,7 @@
 """Data that ships with ratedist: the embedded default model and the digits split.
 
 The default model is a bias-free ReLU MLP 64-256-128-10 (the setting of the
-output-perturbation theorem, THEORY.md §2) trained on scikit-learn's bundled
+output-perturbation theorem, docs/theory.md §2) trained on scikit-learn's bundled
 digits by ``ratedist/data/train_digits_mlp.py``; its weights ship as
 ``digits_mlp.safetensors``.
 

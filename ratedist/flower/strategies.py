@@ -191,7 +191,7 @@ class _Sampling(Strategy):
 
 
 class FedPMStrategy(_Sampling):
-    """FedPM's server (Isik et al., ICLR 2023; THEORY.md §5): Beta aggregation of decoded masks.
+    """FedPM's server (Isik et al., ICLR 2023; docs/theory.md §5): Beta aggregation of decoded masks.
 
     Each round it broadcasts the scores s^g = logit(θ^g) (``"arrays"["scores"]``, float32, flat,
     d), receives each sampled client's mask payload (``"arrays"["theta"]``, coded from θ_k by

@@ -1,4 +1,4 @@
-"""Pruning baselines on plain weight mappings (THEORY.md §7, §8).
+"""Pruning baselines on plain weight mappings (docs/theory.md §7, §8).
 
 Allocations (:func:`prune`: global, uniform, adaptive, LAMP, ER, ERK), each
 hitting its sparsity target exactly; schedules (one-shot, 20 % per round,

@@ -1,4 +1,4 @@
-"""Layer-wise sparsity allocation: global, uniform, adaptive, LAMP, ER and ERK (THEORY.md §7).
+"""Layer-wise sparsity allocation: global, uniform, adaptive, LAMP, ER and ERK (docs/theory.md §7).
 
 Every method works on a plain ``Mapping[str, array]`` and hits the requested
 global sparsity exactly: with ``N`` weights in the selected layers it keeps
@@ -312,7 +312,7 @@ def er_densities(shapes: Sequence[tuple], density: float, *, kind: str = "er") -
     -----
     ``p_l = min(1, ε r_l)``; ε solves the budget.  A layer whose ``ε r_l``
     exceeds 1 is made dense and ε re-solved for the others, until none does
-    (Mocanu et al. 2018; Evci et al. 2020; THEORY.md §7).
+    (Mocanu et al. 2018; Evci et al. 2020; docs/theory.md §7).
 
     >>> p = erk_densities([(64, 3, 3, 3), (128, 64, 3, 3), (10, 128)], 0.1)
     >>> bool(np.all((p > 0) & (p <= 1)))
@@ -340,7 +340,7 @@ def erk_densities(shapes: Sequence[tuple], density: float) -> np.ndarray:
 
 
 def lamp_scores(w) -> np.ndarray:
-    """LAMP scores of one layer, in the layer's shape (Lee et al. 2021; THEORY.md §7).
+    """LAMP scores of one layer, in the layer's shape (Lee et al. 2021; docs/theory.md §7).
 
     ``score(u) = W[u]^2 / sum_{v >= u} W[v]^2`` with weights sorted ascending by
     magnitude (ties in that order by flat index).  The largest weight scores 1.

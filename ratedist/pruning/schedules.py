@@ -1,4 +1,4 @@
-"""Sparsity schedules: one-shot, the 20 %-per-round sequence, and the cubic gradual schedule (THEORY.md §7)."""
+"""Sparsity schedules: one-shot, the 20 %-per-round sequence, and the cubic gradual schedule (docs/theory.md §7)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def geometric_schedule(k_max: int, rate: float = 0.2) -> np.ndarray:
 
     Returns the sparsities after rounds ``k = 1..k_max``: ``1 - (1 - rate)^k``.
     With ``rate = 0.2`` these are the levels of the published tables
-    (THEORY.md §4d: k = 14 gives 95.60 %).
+    (docs/theory.md §4d: k = 14 gives 95.60 %).
 
     >>> geometric_schedule(3).round(4).tolist()
     [0.2, 0.36, 0.488]

@@ -1,4 +1,4 @@
-"""Blahut–Arimoto in the log domain, with a certificate and an accelerated iteration (THEORY.md §1).
+"""Blahut–Arimoto in the log domain, with a certificate and an accelerated iteration (docs/theory.md §1).
 
 Problem: a source pmf ``p_i`` on points ``x_i``, reproduction points ``y_j``,
 distortion ``d_ij`` and a slope ``s < 0``.  With ``A_ij = exp(s·d_ij)`` and a
@@ -683,7 +683,7 @@ def blahut_arimoto(p_x, distortion_matrix, slope, *, tol=1e-6, max_iter=100_000,
 
     Notes
     -----
-    THEORY.md §1 (Blahut–Arimoto, read-out and lower bound).  R is the mutual
+    docs/theory.md §1 (Blahut–Arimoto, read-out and lower bound).  R is the mutual
     information of the returned channel (achievable), R_L is Blahut's dual
     bound; both are computed from the same (q, Q).
 
@@ -760,7 +760,7 @@ def blahut_arimoto_grid(points, p_x, slope, *, distortion_type="absolute", tol=1
 
     Examples
     --------
-    THEORY.md §1 target (λ = 1, Δ = 0.02, A = 14, s = −2: D ≈ 0.4999, R ≈ 0.6933):
+    docs/theory.md §1 target (λ = 1, Δ = 0.02, A = 14, s = −2: D ≈ 0.4999, R ≈ 0.6933):
 
     >>> from ratedist.rd import discretize_laplace
     >>> g = discretize_laplace(1.0, 0.02, 14.0)

@@ -1,4 +1,4 @@
-"""The optimal test channel and reproduction law of the Laplacian source (THEORY.md §1).
+"""The optimal test channel and reproduction law of the Laplacian source (docs/theory.md §1).
 
 Backward channel: U = V + Z with Z ~ Laplace(scale D) independent of V, and
 V = 0 with probability (λD)², otherwise V ~ Laplace(λ).  Then U ~ Laplace(λ)
@@ -124,7 +124,7 @@ def shannon_lower_bound(distortion, *, entropy=None, pmf=None, step=None,
 
     Notes
     -----
-    THEORY.md §1.  Tight for the Laplacian under absolute error when D ≤ 1/λ
+    docs/theory.md §1.  Tight for the Laplacian under absolute error when D ≤ 1/λ
     and for the Gaussian under squared error when D ≤ σ².
 
     >>> from ratedist.rd import rate_laplace

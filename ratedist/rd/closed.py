@@ -1,4 +1,4 @@
-"""Closed-form rate-distortion functions (THEORY.md §1).
+"""Closed-form rate-distortion functions (docs/theory.md §1).
 
 Laplacian source under absolute error, Gaussian under squared error, Bernoulli
 under Hamming distortion.  All functions broadcast over arrays, compute in nats
@@ -56,7 +56,7 @@ def rate_laplace(distortion, lam=1.0, *, units="nats"):
 
     Notes
     -----
-    THEORY.md §1; the slides' Laplacian rate-distortion function. R(D) = 0 for
+    docs/theory.md §1; the slides' Laplacian rate-distortion function. R(D) = 0 for
     D ≥ 1/λ (reproduce 0), and R → ∞ as D → 0.
 
     Examples

@@ -1,4 +1,4 @@
-"""Discretizing a continuous source on a uniform grid that contains 0 (THEORY.md §1).
+"""Discretizing a continuous source on a uniform grid that contains 0 (docs/theory.md §1).
 
 A grid ``x_i = iΔ`` for ``i = -K..K`` (``K = floor(A/Δ)``) carries the pmf
 ``p_i = F(x_i + Δ/2) − F(x_i − Δ/2)``, renormalized to sum to 1 (the tails

@@ -1,4 +1,4 @@
-"""Sparse training methods (THEORY.md §7; issue 15): IMP and lottery tickets, pruning at init, dynamic sparse training.
+"""Sparse training methods (docs/theory.md §7; issue 15): IMP and lottery tickets, pruning at init, dynamic sparse training.
 
 Framework-free mask algebra on ``Mapping[str, ndarray]`` (masks, nested magnitude steps,
 prune-and-regrow updates, ERK initializations) with torch training loops in the ``torch``

@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning and the lottery ticket procedure, with rewinding and controls (THEORY.md §7).
+"""Iterative magnitude pruning and the lottery ticket procedure, with rewinding and controls (docs/theory.md §7).
 
 Framework-free: :func:`magnitude_step` (one nested magnitude pruning step on NumPy weights)
 and :func:`rewind` semantics (:func:`rewound_weights`).  Torch loops (the ``torch`` extra):

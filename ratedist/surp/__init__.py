@@ -1,4 +1,4 @@
-"""SuRP: successive refinement for pruning (Isik, Weissman and No, AISTATS 2022; THEORY.md §4).
+"""SuRP: successive refinement for pruning (Isik, Weissman and No, AISTATS 2022; docs/theory.md §4).
 
 Encode a model into one progressive bitstream whose every checkpoint prefix
 decodes, bit for bit, to a sparser model:
@@ -61,7 +61,7 @@ def encode(weights: Mapping, sparsity, *, seed: int = 0, alpha: float | None = N
     seed : int
         Key of the shared pseudorandom permutations (sequential algorithm).
     alpha : float, optional
-        Initial threshold factor α: τ₀ = α · mean|u| (THEORY.md §4b.3); the
+        Initial threshold factor α: τ₀ = α · mean|u| (docs/theory.md §4b.3); the
         default is sf = ln(n/ln n), so that lam_inv starts at mean|u|, as the
         reference configurations do (α ≈ sf).
     normalize : {"l2", "l1"}

@@ -2,7 +2,7 @@
 
 Both SuRP encoders (sequential and data-parallel) and the decoder family work on
 one float64 vector ``u`` of normalized weights: every tensor of the input
-mapping, in key order, divided by its own norm (THEORY.md §4b.1).  Magnitudes
+mapping, in key order, divided by its own norm (docs/theory.md §4b.1).  Magnitudes
 ``a = |u|`` and signs are kept apart (§4b.2); the reconstruction is
 ``ŵ = sign ⊙ â ⊙ norm`` per tensor.  The tensor table recorded in the stream
 header is ``[{"name", "shape", "dtype", "norm", "size"}, ...]``.
@@ -58,7 +58,7 @@ class Flat:
     table : tuple of dict
         ``{"name", "shape", "dtype", "norm", "size"}`` per tensor, in key order.
     normalize : str
-        ``"l2"`` (Frobenius norm, the reference code) or ``"l1"`` (entrywise L1, THEORY.md §2).
+        ``"l2"`` (Frobenius norm, the reference code) or ``"l1"`` (entrywise L1, docs/theory.md §2).
     min_positive : float
         The smallest positive magnitude (``inf`` when every weight is zero).
     """

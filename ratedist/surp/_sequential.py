@@ -59,7 +59,7 @@ class SequentialTrace:
 
 
 def sequential_params(a: np.ndarray, *, alpha=None, refresh_every=20, refresh_factor=0.9, seed=0) -> SequentialParams:
-    """Derive sf, decay, α_eff, lam_inv₀ and S₀ from the magnitudes ``a`` (THEORY.md §4b.3)."""
+    """Derive sf, decay, α_eff, lam_inv₀ and S₀ from the magnitudes ``a`` (docs/theory.md §4b.3)."""
     n = int(a.size)
     nn = max(n, 3)
     sf = math.log(nn / math.log(nn))

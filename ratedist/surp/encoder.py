@@ -1,4 +1,4 @@
-"""The fast sequential SuRP encoder (THEORY.md §4b, §4c).
+"""The fast sequential SuRP encoder (docs/theory.md §4b, §4c).
 
 Same algorithm, same floating-point operations in the same order, and hence the
 same stream as the slow :mod:`ratedist.surp.reference`, but each iteration
@@ -8,12 +8,12 @@ first eligible position in the iteration's shared permutation is found either
 by scanning E (|E| small) or by walking the permutation (|E| large), i.e. in
 O(min(|E|, n/|E|)) expected work.
 
-Parameters of the refresh rule (THEORY.md §4b.5) and choices made here:
+Parameters of the refresh rule (docs/theory.md §4b.5) and choices made here:
 
 * τ = lam_inv · sf with sf = ln(n / ln n) (n ≥ 3; n < 3 uses sf of n = 3),
   α_eff = α / sf, lam_inv₀ = α_eff · mean of the non-zero magnitudes (for dense
   input this is the reference code's mean over all n; for already-sparse input,
-  THEORY.md §4b.8, the zeros are kept and excluded).
+  docs/theory.md §4b.8, the zeros are kept and excluded).
 * Refresh when E is empty: counter += 1; every ``refresh_every`` (20)
   refreshes α_eff ← ``refresh_factor`` (0.9) · α_eff; lam_inv ← α_eff · S / n_active,
   retried until E is non-empty.  S is the L1 residual Σ r_i, kept as a running

@@ -1,4 +1,4 @@
-"""Data-parallel SuRP: a whole threshold level per round (THEORY.md §4, issue 4).
+"""Data-parallel SuRP: a whole threshold level per round (docs/theory.md §4, issue 4).
 
 The sequential SuRP (:mod:`ratedist.surp.encoder`) selects one eligible index
 per iteration.  The parallel variant selects them all at once:
@@ -7,7 +7,7 @@ per iteration.  The parallel variant selects them all at once:
   ``â_i += τ_t`` for every i in ``E_t``; then ``τ_{t+1} = γ · τ_t``;
 * ``τ_1 = lam_inv · sf`` with ``lam_inv = mean(a)`` (the maximum-likelihood
   1/λ of the magnitudes) and ``sf = ln(n / ln n)`` — the sequential
-  algorithm's initial threshold with α = sf (THEORY.md §4b.3).
+  algorithm's initial threshold with α = sf (docs/theory.md §4b.3).
 
 No shared randomness is needed: the stream codes each ``E_t`` as a set, split
 into the indices that become non-zero (their ranks among the indices still
@@ -595,7 +595,7 @@ def encode_parallel(weights: Mapping, sparsity, *, gamma: float = DEFAULT_GAMMA,
         (more rounds, more side information); smaller γ costs fewer bits but
         overshoots the targets more.
     normalize : {"l2", "l1"}
-        Per-tensor normalization (THEORY.md §4b.1 / §2).
+        Per-tensor normalization (docs/theory.md §4b.1 / §2).
     backend : {"auto", "numpy", "numba", "cuda"}
         ``"numpy"`` is the slow reference; ``"auto"`` picks numba.  Every
         backend writes the same bytes.

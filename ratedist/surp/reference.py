@@ -1,4 +1,4 @@
-"""Slow, obviously right sequential SuRP (THEORY.md §4b), the yardstick of the fast encoder.
+"""Slow, obviously right sequential SuRP (docs/theory.md §4b), the yardstick of the fast encoder.
 
 Every iteration rescans all residuals for the eligible set E = {i : r_i > τ}
 (as the published code does), and picks the element of E that comes first in
@@ -20,7 +20,7 @@ __all__ = ["permutation_domain", "key_base", "next_prime", "Permutations", "run_
 
 def run_reference(a: np.ndarray, p: SequentialParams, stop_nnz: list[int], *, max_iterations: int,
                   max_retries: int) -> SequentialTrace:
-    """Sequential SuRP by brute force: THEORY.md §4b steps 2–6 with shared-randomness selection.
+    """Sequential SuRP by brute force: docs/theory.md §4b steps 2–6 with shared-randomness selection.
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 Units: every rate here is in bits (``units="bits"``); ``bpp`` is bits per
 parameter over all n parameters.  ``n_bits`` is always measured from the bytes
 of the stream prefix that decodes to the checkpoint (header included); the
-paper-style estimate ``Σ_t H(Geom(|E_t|/n))`` (THEORY.md §4c(i)) is printed
+paper-style estimate ``Σ_t H(Geom(|E_t|/n))`` (docs/theory.md §4c(i)) is printed
 beside it, never instead of it.
 """
 
@@ -47,7 +47,7 @@ class SurpCheckpoint:
         Paper-style estimate for the positions (``Σ_t H(Geom(|E_t|/n))``) plus
         the measured sign, refresh and header bits, per parameter.
     distortion : float
-        Normalized L1 distortion ``d(u, û) = (1/n) Σ |u_i − û_i|`` (THEORY.md §2,
+        Normalized L1 distortion ``d(u, û) = (1/n) Σ |u_i − û_i|`` (docs/theory.md §2,
         in the stream's normalization).
     rd_bpp : float
         ``R(D)`` in bits of the Laplacian fitted to ``u`` (λ̂ = 1/mean|u|) at ``D = distortion``.
@@ -166,7 +166,7 @@ def laplace_lam_hat(magnitudes: np.ndarray) -> float:
 
 
 def rd_bits_per_param(distortion: float, lam: float) -> float:
-    """R(D) = max(0, −log2(λ D)) bits per parameter (THEORY.md §1); ``inf`` at D = 0.
+    """R(D) = max(0, −log2(λ D)) bits per parameter (docs/theory.md §1); ``inf`` at D = 0.
 
     >>> rd_bits_per_param(0.25, 1.0)
     2.0
@@ -179,7 +179,7 @@ def rd_bits_per_param(distortion: float, lam: float) -> float:
 
 
 def geometric_entropy_bits(p) -> np.ndarray:
-    """H(Geom(p)) = h_b(p)/p bits (THEORY.md §4c), elementwise; 0 at p = 1.
+    """H(Geom(p)) = h_b(p)/p bits (docs/theory.md §4c), elementwise; 0 at p = 1.
 
     >>> float(geometric_entropy_bits(0.5))
     2.0

@@ -17,7 +17,7 @@ Positions (the decoder cannot know |E_t|): iterations are cut into blocks (at
 most 512 iterations, a new block at every refresh event, where |E| jumps);
 each block sends q = round(8 log2 mean(j + 1)) (adaptively coded deltas) and
 its symbols are coded under the Geometric(2**(−q/8)) law, which is the shape of
-j_t (THEORY.md §4c).  Refresh gaps and counts use a categorical model whose
+j_t (docs/theory.md §4c).  Refresh gaps and counts use a categorical model whose
 counts both sides update after every block of symbols (blocks of 64, 64, 128,
 … up to 4096 symbols; counts decay by ``_RHO`` per block).
 """
