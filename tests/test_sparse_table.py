@@ -33,7 +33,7 @@ def test_expected_sparse_has_the_published_rows_and_source():
     exp = json.loads((repo_root() / "paper_repro" / "expected" / "sparse.json").read_text())
     assert exp["sparsity_pct"] == [80.0, 90.0]
     assert exp["accuracy_pct"] == PUBLISHED
-    assert "seeds" in exp["source"]["slides"]
+    assert "Results" in exp["source"]["slides"]
 
 
 @pytest.fixture(scope="module")
