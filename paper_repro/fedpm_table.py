@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ratedist.errors import InvalidArgumentError
+
 try:
     from . import _common as C
 except ImportError:  # loaded as a file by ratedist.scripts.load_script
@@ -87,10 +89,38 @@ class Config:
     eden_bits: float = 1.0
     eval_every: int = 5
     engine: str = "inprocess"
+    # the FedPM/FedMask training recipe (see VARIANTS); the defaults are the paper's
+    variant: str = "paper"
+    adam: str = "fresh"
+    init: str = "signed_kaiming"
+    bias: bool = False
+    inputs: str = "unit"
+    reference_mapping: bool = False
+    local_steps: int | None = None
+    study: bool = True
 
 
-def config(quick: bool = False, seeds: int | None = None, **overrides) -> Config:
-    """The full grid, or the quick subset (8 clients, c_max = 2, ρ ∈ {1, 0.5}, 6 rounds, 1 seed)."""
+#: FedPM's training recipes.  ``paper``: the straight-through estimator, a fresh Adam state each
+#: round, signed-constant weights ±√(2/fan_in) without biases, inputs in [0, 1], unmapped masks and
+#: ``local_epochs`` epochs.  ``reference``: what the reference code does (THEORY.md §5, [C]): the
+#: θ-scaled gradient, one Adam state per client kept across rounds, weights *and biases* ±e·√(1/fan_in)
+#: (its ``ME_init``) all masked, inputs in [−1, 1], received bits mapped 0 → 0.01, 1 → 0.99 before the
+#: Beta update, and a local budget of 118 steps per round (the reference code's count; the paper
+#: variant takes about 9 per round with 20 clients).
+VARIANTS = {
+    "paper": dict(ste="plain", adam="fresh", init="signed_kaiming", bias=False, inputs="unit",
+                  reference_mapping=False, local_steps=None),
+    "reference": dict(ste="theta_scaled", adam="persistent", init="me", bias=True, inputs="symmetric",
+                      reference_mapping=True, local_steps=118),
+}
+
+
+def config(quick: bool = False, seeds: int | None = None, *, reference: bool = False, **overrides) -> Config:
+    """The full grid, or the quick subset (8 clients, c_max = 2, ρ ∈ {1, 0.5}, 6 rounds, 1 seed).
+
+    ``reference=True`` (or ``variant="reference"``) selects the reference code's recipe as a whole
+    (:data:`VARIANTS`); single fields given in ``overrides`` still win over the variant's.
+    """
     from ratedist._validation import check_choice, check_int, check_open_unit
 
     if quick:
@@ -99,9 +129,24 @@ def config(quick: bool = False, seeds: int | None = None, **overrides) -> Config
         cfg = Config(quick=False)
     if seeds is not None:
         cfg = replace(cfg, seeds=tuple(range(check_int("seeds", seeds, minimum=1))))
+    variant = overrides.get("variant", "reference" if reference else "paper")
+    check_choice("variant", variant, tuple(VARIANTS))
+    if reference and variant != "reference":
+        raise InvalidArgumentError(f"`reference=True` contradicts `variant={variant!r}`; pass one of them.")
+    cfg = replace(cfg, variant=variant, **VARIANTS[variant])
     cfg = replace(cfg, **overrides)
     check_choice("ste", cfg.ste, ("plain", "theta_scaled"))
+    check_choice("adam", cfg.adam, ("fresh", "persistent"))
+    check_choice("init", cfg.init, ("signed_kaiming", "me"))
+    check_choice("inputs", cfg.inputs, ("unit", "symmetric"))
+    if cfg.local_steps is not None:
+        check_int("local_steps", cfg.local_steps, minimum=1)
+    if cfg.score_lr < 0 or not math.isfinite(cfg.score_lr):
+        raise InvalidArgumentError(f"`score_lr` must be a finite number >= 0 (0 is the control run), got {cfg.score_lr!r}.")
     check_choice("engine", cfg.engine, ENGINES)
+    if cfg.engine == "flower" and cfg.adam == "persistent":
+        raise InvalidArgumentError("`adam='persistent'` keeps one optimizer state per client across rounds, which the "
+                                   "Flower engine does not carry; use `engine='inprocess'` for the reference variant.")
     for m in cfg.methods:
         check_choice("methods[]", m, METHODS)
     for r in cfg.rho:
@@ -150,27 +195,60 @@ def partition(y: np.ndarray, n_clients: int, c_max: int, seed: int) -> list[np.n
 # ----------------------------------------------------------------------------- models
 
 
+def _layers(params):
+    """Group a flat parameter list into (weight, bias or None) per layer: a 1-D tensor is the bias of the
+    matrix before it."""
+    out = []
+    for p in params:
+        if p.dim() == 2:
+            out.append([p, None])
+        else:
+            out[-1][1] = p
+    return out
+
+
 def _forward(x, mats):
     import torch
 
     h = x
-    for i, w in enumerate(mats):
+    layers = _layers(mats)
+    for i, (w, b) in enumerate(layers):
         h = h @ w.T
-        if i < len(mats) - 1:
+        if b is not None:
+            h = h + b
+        if i < len(layers) - 1:
             h = torch.relu(h)
     return h
 
 
-def _frozen_weights(seed: int):
-    """Signed-constant random weights ±√(2/fan_in) (the reference code's ``ME_init`` family)."""
+def _frozen_weights(seed: int, init: str = "signed_kaiming", bias: bool = False):
+    """The frozen random network FedPM masks: signed constants ±c with a seeded sign per entry.
+
+    ``init="signed_kaiming"``: c = √(2/fan_in), weights only (the paper variant; the He-scaled
+    signed constant of the supermask literature).  ``init="me"``: c = e·√(1/fan_in) for the weights
+    and, with ``bias=True``, for the biases too (the reference code's ``ME_init``, THEORY.md §5).
+    The signs of the weights do not depend on ``init`` or ``bias``.
+    """
     import torch
 
     g = torch.Generator().manual_seed(10_000 + seed)
+    gb = torch.Generator().manual_seed(20_000 + seed)
     mats = []
     for a, b in zip(SIZES[:-1], SIZES[1:]):
+        c = math.e * math.sqrt(1.0 / a) if init == "me" else math.sqrt(2.0 / a)
         sign = torch.randint(0, 2, (b, a), generator=g).float() * 2 - 1
-        mats.append(sign * math.sqrt(2.0 / a))
+        mats.append(sign * c)
+        if bias:
+            mats.append((torch.randint(0, 2, (b,), generator=gb).float() * 2 - 1) * c)
     return mats
+
+
+def _data(cfg: Config):
+    """The digits split; ``inputs="symmetric"`` maps the [0, 1] pixels to [−1, 1] (the reference code)."""
+    data = C.digits_tensors("mlp")
+    if cfg.inputs == "symmetric":
+        data = type(data)(data.X_train * 2 - 1, data.y_train, data.X_test * 2 - 1, data.y_test)
+    return data
 
 
 def _dense_init(seed: int):
@@ -206,34 +284,57 @@ def _seed(*parts) -> int:
 # ----------------------------------------------------------------------------- local training
 
 
-def _local_masks(W0, scores, X, y, cfg: Config, method: str, seed: int):
-    """Train scores on one client; return the final θ_k (flat float64)."""
+def _batches(n: int, cfg: Config, g):
+    """Mini-batch index tensors of one client's round: ``local_epochs`` shuffled passes, or exactly
+    ``local_steps`` steps (as many reshuffled passes as that takes) when the budget is set."""
+    import torch
+
+    steps = 0
+    for epoch in range(cfg.local_epochs if cfg.local_steps is None else cfg.local_steps):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, cfg.batch):
+            if cfg.local_steps is not None and steps == cfg.local_steps:
+                return
+            yield perm[i:i + cfg.batch]
+            steps += 1
+        if cfg.local_steps is not None and steps == cfg.local_steps:
+            return
+
+
+def _local_masks(W0, scores, X, y, cfg: Config, method: str, seed: int, adam_state: dict | None = None):
+    """Train scores on one client; return the final θ_k (flat float64).
+
+    With ``cfg.adam == "persistent"`` the client's Adam state (moments and step count) is loaded from
+    ``adam_state`` (empty in the client's first round) and written back to it at the end, so that one
+    Adam state per client runs across rounds while the scores restart from the broadcast.
+    """
     import torch
 
     g = torch.Generator().manual_seed(seed)
     s = [t.clone().requires_grad_(True) for t in scores]
     opt = torch.optim.Adam(s, lr=cfg.score_lr)
-    n = X.shape[0]
-    for _ in range(cfg.local_epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, cfg.batch):
-            idx = perm[i:i + cfg.batch]
-            mats = []
-            for w, sc in zip(W0, s):
-                th = torch.sigmoid(sc)
-                if method == "FedPM":
-                    hard = (torch.rand(th.shape, generator=g) < th).float()
-                else:
-                    hard = (th > 0.5).float()
-                if cfg.ste == "theta_scaled":  # reference code: ∂L/∂θ = θ · ∂L/∂m
-                    half = 0.5 * th * th
-                    m = hard + (half - half.detach())
-                else:  # straight-through: ∂L/∂θ = ∂L/∂m
-                    m = th + (hard - th).detach()
-                mats.append(w * m)
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(_forward(X[idx], mats), y[idx]).backward()
-            opt.step()
+    if cfg.adam == "persistent" and adam_state:
+        opt.load_state_dict(adam_state)
+    for idx in _batches(X.shape[0], cfg, g):
+        mats = []
+        for w, sc in zip(W0, s):
+            th = torch.sigmoid(sc)
+            if method == "FedPM":
+                hard = (torch.rand(th.shape, generator=g) < th).float()
+            else:
+                hard = (th > 0.5).float()
+            if cfg.ste == "theta_scaled":  # reference code: ∂L/∂θ = θ · ∂L/∂m
+                half = 0.5 * th * th
+                m = hard + (half - half.detach())
+            else:  # straight-through: ∂L/∂θ = ∂L/∂m
+                m = th + (hard - th).detach()
+            mats.append(w * m)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(_forward(X[idx], mats), y[idx]).backward()
+        opt.step()
+    if cfg.adam == "persistent" and adam_state is not None:
+        adam_state.clear()
+        adam_state.update(opt.state_dict())
     return np.concatenate([torch.sigmoid(t).detach().numpy().ravel().astype(np.float64) for t in s])
 
 
@@ -244,14 +345,10 @@ def _local_weights(wg, X, y, cfg: Config, seed: int):
     g = torch.Generator().manual_seed(seed)
     w = [t.clone().requires_grad_(True) for t in wg]
     opt = torch.optim.SGD(w, lr=cfg.weight_lr, momentum=0.9)
-    n = X.shape[0]
-    for _ in range(cfg.local_epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, cfg.batch):
-            idx = perm[i:i + cfg.batch]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(_forward(X[idx], w), y[idx]).backward()
-            opt.step()
+    for idx in _batches(X.shape[0], cfg, g):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(_forward(X[idx], w), y[idx]).backward()
+        opt.step()
     return [(a.detach() - b).numpy().astype(np.float32) for a, b in zip(w, wg)]
 
 
@@ -268,8 +365,50 @@ def _compressor(method: str, cfg: Config):
 # ----------------------------------------------------------------------------- one federated run
 
 
+def _accounting_round(masks: np.ndarray, theta_b: np.ndarray) -> dict:
+    """Both accountings of one round's uplink masks, each measured from bytes that decode.
+
+    ``paper``: :func:`ratedist.fedpm.bitrate_paper` (the count of ones, then every bit under one
+    Bernoulli(f) per client); ``per_coordinate``: :func:`ratedist.fedpm.bitrate_per_coordinate`, bit i
+    under Bernoulli(θ_b,i), θ_b the probabilities the clients started the round from (the broadcast
+    θ^g as clipped for the logit; the server knows it, so it is free side information).  Each payload is
+    decoded and compared with the mask before its bytes are counted.
+    """
+    from ratedist import fedpm
+
+    paper, coord, dens, formula = [], [], [], []
+    for m in masks:
+        cp = fedpm.bitrate_paper(m)
+        cc = fedpm.bitrate_per_coordinate(m, theta_b)
+        if not (np.array_equal(fedpm.decode_mask_paper(cp.data), m)
+                and np.array_equal(fedpm.decode_mask_per_coordinate(cc.data, theta_b), m)):
+            raise RuntimeError("a FedPM mask payload does not decode to its mask; its bits are not a rate")
+        paper.append(8.0 * len(cp.data) / m.size)
+        coord.append(8.0 * len(cc.data) / m.size)
+        dens.append(cp.n_ones / m.size)
+        formula.append(cp.bpp_formula)
+    return {"paper": float(np.mean(paper)), "per_coordinate": float(np.mean(coord)), "density": float(np.mean(dens)),
+            "paper_formula": float(np.mean(formula))}
+
+
+def _mean_entropy(theta) -> float:
+    from ratedist.coding.entropy import binary_entropy_bits
+
+    return float(np.mean(binary_entropy_bits(theta)))
+
+
+def _clip_theta(theta_g: np.ndarray) -> np.ndarray:
+    return np.clip(theta_g, SCORE_CLIP, 1 - SCORE_CLIP)
+
+
 def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict:
-    """One federated training run; returns the accuracy curve and the measured uplink bits."""
+    """One federated training run; returns the accuracy curve and the measured uplink bits.
+
+    FedPM runs also return ``accounting``: per round, both accountings measured from bytes
+    (:func:`_accounting_round`), the density f of the masks and the mean binary entropy of the
+    broadcast θ^g the round started from (``theta_entropy``, round 1: the initial scores) and of the
+    aggregate it ended with (``theta_entropy_after``).
+    """
     if cfg.engine == "flower":
         return _run_one_flower(method, c_max, rho, seed, cfg)
     import torch
@@ -277,22 +416,27 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
     from ratedist import fedpm
 
     C.seed_everything(seed)
-    data = C.digits_tensors("mlp")
+    data = _data(cfg)
     parts = partition(data.y_train.numpy(), cfg.n_clients, c_max, _seed("partition", seed, c_max))
     per_round = max(1, int(round(rho * cfg.n_clients)))
     rng = np.random.default_rng(_seed("sampling", seed, c_max, rho))
-    d = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
     comp = _compressor(method, cfg)
     mask_method = method in ("FedPM", "FedMask")
     if mask_method:
-        W0 = _frozen_weights(seed)
+        W0 = _frozen_weights(seed, cfg.init, cfg.bias)
+        d = sum(w.numel() for w in W0)
         gs = torch.Generator().manual_seed(_seed("scores", seed))
         scores = [torch.randn(w.shape, generator=gs) for w in W0]
-        agg = fedpm.BetaAggregator(d, prior=1.0, reset="every_round", readout="mode", eps=SCORE_CLIP)
+        agg = fedpm.BetaAggregator(d, prior=1.0, reset="every_round", readout="mode", eps=SCORE_CLIP,
+                                   reference_mapping=cfg.reference_mapping)
         theta_g = _flat([torch.sigmoid(s) for s in scores]).astype(np.float64)
+        adam_states = {k: {} for k in range(cfg.n_clients)}
     else:
+        d = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
         wg = _dense_init(seed)
     curve, bits_rounds, paper_rounds, uplink_bits = [], [], [], []
+    accounting = {"paper": [], "per_coordinate": [], "density": [], "paper_formula": [], "theta_entropy": [],
+                  "theta_entropy_after": []}
 
     def evaluate(t):
         if mask_method:
@@ -309,11 +453,12 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
         chosen = np.sort(rng.choice(cfg.n_clients, size=per_round, replace=False))
         msgs_bits, paper_bits = [], []
         if mask_method:
+            theta_b = _flat([torch.sigmoid(s) for s in scores]).astype(np.float64)  # what the clients start from
             masks = np.empty((per_round, d), dtype=np.uint8)
             for j, k in enumerate(chosen):
                 idx = torch.from_numpy(parts[k])
                 theta_k = _local_masks(W0, scores, data.X_train[idx], data.y_train[idx], cfg, method,
-                                       _seed("local", seed, t, int(k)))
+                                       _seed("local", seed, t, int(k)), adam_states[int(k)])
                 # the compressor samples m ~ Bern(θ_k) (fedpm) or thresholds 1[θ_k > ½] (fedmask) and codes it
                 payload = comp.encode(theta_k, seed=fedpm.client_seed(seed, t + 1, int(k)))
                 m = np.asarray(comp.decode(payload)).reshape(-1).astype(np.uint8)
@@ -321,9 +466,14 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
                     paper_bits.append(float(fedpm.bitrate_paper(m).bpp_formula))
                 masks[j] = m
                 msgs_bits.append(8.0 * len(payload) / d)
+            if method == "FedPM":
+                for key, v in _accounting_round(masks, theta_b).items():
+                    accounting[key].append(v)
+                accounting["theta_entropy"].append(_mean_entropy(theta_b))
             theta_g = np.asarray(agg.update(masks, per_round), dtype=np.float64)
-            scores = _unflat(np.log(np.clip(theta_g, SCORE_CLIP, 1 - SCORE_CLIP))
-                             - np.log1p(-np.clip(theta_g, SCORE_CLIP, 1 - SCORE_CLIP)), W0)
+            if method == "FedPM":
+                accounting["theta_entropy_after"].append(_mean_entropy(_clip_theta(theta_g)))
+            scores = _unflat(np.log(_clip_theta(theta_g)) - np.log1p(-_clip_theta(theta_g)), W0)
         else:
             total = [np.zeros(w.shape, dtype=np.float64) for w in wg]
             for k in chosen:
@@ -342,8 +492,10 @@ def run_one(method: str, c_max: int, rho: float, seed: int, cfg: Config) -> dict
             paper_rounds.append(float(np.mean(paper_bits)))
         if (t + 1) % cfg.eval_every == 0 or t == cfg.rounds - 1:
             curve.append((t + 1, evaluate(t)))
-    return _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits,
-                   theta_g if mask_method else wg, parts, data)
+    out = _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits,
+                  theta_g if mask_method else wg, parts, data)
+    out["accounting"] = accounting if method == "FedPM" else None
+    return out
 
 
 def _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_rounds, uplink_bits, state, parts, data):
@@ -357,7 +509,8 @@ def _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_ro
             "bpp_paper_estimate_mean": float(np.mean(paper_rounds)) if paper_rounds else None,
             "uplink_bits_per_round": uplink_bits, "final_state_sha256": hashlib.sha256(flat.tobytes()).hexdigest(),
             "client_sizes": [int(len(p)) for p in parts],
-            "client_classes": [int(len(np.unique(data.y_train.numpy()[p]))) for p in parts]}
+            "client_classes": [int(len(np.unique(data.y_train.numpy()[p]))) for p in parts],
+            "accounting": None}
 
 
 # ----------------------------------------------------------------------------- the Flower engine
@@ -365,13 +518,13 @@ def _result(method, c_max, rho, seed, per_round, d, curve, bits_rounds, paper_ro
 _CLIENT_CACHE: dict = {}
 
 
-def _client_world(seed: int, c_max: int, n_clients: int):
+def _client_world(seed: int, c_max: int, cfg: Config):
     """(data, partition, frozen weights) of a run, built once per process (each Flower worker)."""
-    key = (seed, c_max, n_clients)
+    key = (seed, c_max, cfg.n_clients, cfg.inputs, cfg.init, cfg.bias)
     if key not in _CLIENT_CACHE:
-        data = C.digits_tensors("mlp")
-        parts = partition(data.y_train.numpy(), n_clients, c_max, _seed("partition", seed, c_max))
-        _CLIENT_CACHE[key] = (data, parts, _frozen_weights(seed))
+        data = _data(cfg)
+        parts = partition(data.y_train.numpy(), cfg.n_clients, c_max, _seed("partition", seed, c_max))
+        _CLIENT_CACHE[key] = (data, parts, _frozen_weights(seed, cfg.init, cfg.bias))
     return _CLIENT_CACHE[key]
 
 
@@ -385,7 +538,7 @@ def flower_local_update(arrays, *, node, server_round, run_seed, method, c_max, 
     import torch
 
     cfg = Config(**cfg)
-    data, parts, W0 = _client_world(run_seed, c_max, cfg.n_clients)
+    data, parts, W0 = _client_world(run_seed, c_max, cfg)
     idx = torch.from_numpy(parts[node])
     local_seed = _seed("local", run_seed, server_round - 1, int(node))
     if method in ("FedPM", "FedMask"):
@@ -404,14 +557,14 @@ def _run_one_flower(method: str, c_max: int, rho: float, seed: int, cfg: Config)
     from ratedist.flower import CompressedFedAvg, FedPMStrategy, ScriptFunction, run_simulation
 
     C.seed_everything(seed)
-    data = C.digits_tensors("mlp")
+    data = _data(cfg)
     parts = partition(data.y_train.numpy(), cfg.n_clients, c_max, _seed("partition", seed, c_max))
     per_round = max(1, int(round(rho * cfg.n_clients)))
-    d = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
     comp = _compressor(method, cfg)
     mask_method = method in ("FedPM", "FedMask")
     curve, paper_rounds = [], []
-    W0 = _frozen_weights(seed)
+    W0 = _frozen_weights(seed, cfg.init, cfg.bias)
+    d = sum(w.numel() for w in W0) if mask_method else sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
 
     def evaluate(t, strategy):
         if mask_method:
@@ -437,7 +590,8 @@ def _run_one_flower(method: str, c_max: int, rho: float, seed: int, cfg: Config)
     if mask_method:
         gs = torch.Generator().manual_seed(_seed("scores", seed))
         scores = [torch.randn(w.shape, generator=gs) for w in W0]
-        agg = fedpm.BetaAggregator(d, prior=1.0, reset="every_round", readout="mode", eps=SCORE_CLIP)
+        agg = fedpm.BetaAggregator(d, prior=1.0, reset="every_round", readout="mode", eps=SCORE_CLIP,
+                                   reference_mapping=cfg.reference_mapping)
         strategy = FedPMStrategy(d, compressor=comp.name, aggregator=agg, **common)
         initial = {"scores": _flat(scores).astype(np.float32)}
     else:
