@@ -7,7 +7,9 @@ and after local training each sampled client sends one message whose bytes are c
 * **FedPM** (the paper): the network's weights are frozen at a seeded random init (signed
   constant ±√(2/fan_in)); clients train scores s, θ = sigmoid(s), with masks m ~ Bern(θ) sampled
   in every forward pass and the straight-through estimator (∂L/∂θ := ∂L/∂m).  The reference
-  code's variant multiplies that gradient by θ (``ste="theta_scaled"``).  Uplink: one sample
+  code's recipe (``config(reference=True)``, :data:`VARIANTS`) differs in six places: the gradient
+  multiplied by θ, one Adam state per client across rounds, weights and biases ±e·√(1/fan_in) all
+  masked, inputs in [−1, 1], the 0.01/0.99 mapping on the server, 118 local steps.  Uplink: one sample
   m ~ Bern(θ_k) (:func:`ratedist.fedpm.sample_masks`) entropy-coded by ratedist's ``fedpm``
   compressor; server: :class:`ratedist.fedpm.BetaAggregator` (prior 1, reset every round,
   posterior mode), clients restart from logit(θ^g) (clipped to [0.01, 0.99], the range of the
@@ -21,7 +23,11 @@ and after local training each sampled client sends one message whose bytes are c
 
 Bits per parameter are measured from the bytes of every uplink message (8 × bytes / d), averaged
 over clients and rounds; FedPM's :func:`ratedist.fedpm.bitrate_paper` estimate (the paper's
-h_b(f) + log2(N)/N) is reported beside its measured rate.
+h_b(f) + log2(N)/N) is reported beside its measured rate.  The accounting study (:func:`_study`)
+codes every FedPM round's masks both ways from bytes that decode — the paper's one Bernoulli(f) per
+client and per coordinate under the broadcast θ^g — with the density f and the mean binary entropy
+of θ^g, for both recipes and for the same runs at learning rate 0 (θ^g polarizes there too: the
+sampling noise of the mean estimator, not learning).
 
 Two engines run the same federated loop: ``engine="inprocess"`` (the loop below, one process)
 and ``engine="flower"`` (:mod:`ratedist.flower`: the same local training in Flower ClientApps on
@@ -60,7 +66,7 @@ except ImportError:  # loaded as a file by ratedist.scripts.load_script
         sys.modules["_ratedist_repro_common"] = C
         _spec.loader.exec_module(C)
 
-__all__ = ["NAME", "METHODS", "ENGINES", "Config", "flower_local_update", "config", "partition", "compute", "make_table", "plot", "run", "main"]
+__all__ = ["NAME", "METHODS", "ENGINES", "VARIANTS", "STUDY_RUNS", "Config", "flower_local_update", "config", "partition", "compute", "make_table", "plot", "run", "main"]
 
 NAME = "fedpm"
 METHODS = ("DRIVE", "EDEN", "QSGD", "FedMask", "FedPM")
