@@ -148,7 +148,8 @@ def config(quick: bool = False, seeds: int | None = None, *, reference: bool = F
     if cfg.local_steps is not None:
         check_int("local_steps", cfg.local_steps, minimum=1)
     if cfg.score_lr < 0 or not math.isfinite(cfg.score_lr):
-        raise InvalidArgumentError(f"`score_lr` must be a finite number >= 0 (0 is the control run), got {cfg.score_lr!r}.")
+        raise InvalidArgumentError(f"`score_lr` must be a finite number >= 0 (0 is the control run), "
+                                   f"got {cfg.score_lr!r}.")
     check_choice("engine", cfg.engine, ENGINES)
     if cfg.engine == "flower" and cfg.adam == "persistent":
         raise InvalidArgumentError("`adam='persistent'` keeps one optimizer state per client across rounds, which the "
@@ -702,7 +703,8 @@ def _study(cfg: Config, runs: list) -> dict:
         band_rows = [{"rounds": [a, b], **{k: float(np.mean(acc[k][a - 1:b])) for k in ACCOUNTING_KEYS}}
                      for a, b in bands]
         rows.append({"label": label, "variant": variant, "score_lr": scfg.score_lr, "d": per_seed[0]["d"],
-                     "local_steps": scfg.local_steps, "final_accuracy": float(np.mean([r["final_accuracy"] for r in per_seed])),
+                     "local_steps": scfg.local_steps,
+                     "final_accuracy": float(np.mean([r["final_accuracy"] for r in per_seed])),
                      "bands": band_rows, "per_round": {k: [float(v) for v in acc[k]] for k in ACCOUNTING_KEYS}})
     return {"c_max": c_max, "rho": rho, "seeds": list(cfg.seeds), "rows": rows}
 
@@ -793,7 +795,8 @@ def _study_markdown(study: dict) -> list[str]:
     rows = []
     for r in study["rows"]:
         for b in r["bands"]:
-            rows.append([r["label"], f"{b['rounds'][0]}–{b['rounds'][1]}", f"{b['paper']:.3f}", f"{b['paper_formula']:.3f}",
+            rows.append([r["label"], f"{b['rounds'][0]}–{b['rounds'][1]}", f"{b['paper']:.3f}",
+                         f"{b['paper_formula']:.3f}",
                          f"{b['per_coordinate']:.3f}", f"{b['density']:.3f}", f"{b['theta_entropy']:.3f}",
                          f"{b['theta_entropy_after']:.3f}"])
     lines = [f"## FedPM's rate under two accountings (c_max={study['c_max']}, ρ={study['rho']}, "
@@ -812,7 +815,8 @@ def _study_markdown(study: dict) -> list[str]:
         if not (a and c):
             continue
         pa, pc = a["per_round"], c["per_round"]
-        lines.append(f"- {trained}: mean h_b(θ^g) {pa['theta_entropy'][0]:.3f} → {pa['theta_entropy_after'][-1]:.3f} "
+        lines.append(f"- {trained}: mean h_b(θ^g) {pa['theta_entropy'][0]:.3f} → "
+                     f"{pa['theta_entropy_after'][-1]:.3f} "
                      f"over {len(pa['density'])} rounds; its lr 0 control {pc['theta_entropy'][0]:.3f} → "
                      f"{pc['theta_entropy_after'][-1]:.3f}. Last round: density f {pa['density'][-1]:.3f}, paper "
                      f"accounting {pa['paper'][-1]:.3f} bpp, per-coordinate {pa['per_coordinate'][-1]:.3f} bpp "

@@ -217,7 +217,8 @@ def test_fedpm_quick_accounting_study(fedpm_quick, fedpm_mod):
     for r in rows.values():
         pr = r["per_round"]
         assert all(len(pr[k]) == rounds for k in pr)
-        for paper, formula, coord, h in zip(pr["paper"], pr["paper_formula"], pr["per_coordinate"], pr["theta_entropy"]):
+        for paper, formula, coord, h in zip(pr["paper"], pr["paper_formula"], pr["per_coordinate"],
+                                            pr["theta_entropy"]):
             assert formula <= paper <= formula + 0.01
             if h <= 0.8:
                 assert coord <= paper + 0.01
