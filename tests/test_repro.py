@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ratedist.cli import main as cli_main
+from ratedist.errors import InvalidArgumentError
 from ratedist.scripts import load_script, repo_root
 
 torch = pytest.importorskip("torch")
@@ -200,6 +201,112 @@ def test_fedpm_quick_outputs(fedpm_quick):
             assert [c["rho"] for c in cells] == cfg["rho"]
     md = (out / "fedpm.md").read_text()
     assert "QUICK mode" in md and "published" in md
+
+
+def test_fedpm_quick_accounting_study(fedpm_quick, fedpm_mod):
+    """The quick table's accounting study: every recipe and its lr-0 control have one entry per round; the
+    per-coordinate code (under the broadcast θ^g) costs at most the paper's accounting + 0.01 bpp wherever θ^g
+    is polarized (mean h_b(θ^g) <= 0.8) — and far less once it is (<= 0.7: 0.1 bpp less); the paper's measured
+    bytes sit within 1 % above its formula h_b(f) + log2(N)/N; and the lr-0 controls' θ^g entropy falls by more
+    than 0.2 bits in 6 rounds, as fast as the trained runs' (within 0.1), with no learning."""
+    out, data = fedpm_quick
+    study = data["study"]
+    rows = {r["label"]: r for r in study["rows"]}
+    assert set(rows) == {label for label, _, _ in fedpm_mod.STUDY_RUNS}
+    rounds = data["config"]["rounds"]
+    for r in rows.values():
+        pr = r["per_round"]
+        assert all(len(pr[k]) == rounds for k in pr)
+        for paper, formula, coord, h in zip(pr["paper"], pr["paper_formula"], pr["per_coordinate"],
+                                            pr["theta_entropy"]):
+            assert formula <= paper <= formula + 0.01
+            if h <= 0.8:
+                assert coord <= paper + 0.01
+            if h <= 0.7:
+                assert coord <= paper - 0.1
+        assert sum(b["rounds"][1] - b["rounds"][0] + 1 for b in r["bands"]) == rounds
+    assert rows["reference code"]["d"] == 50_432 + 256 + 128 + 10  # masked biases
+    for trained, control in (("paper (straight-through)", "paper, lr 0 (control)"),
+                             ("reference code", "reference, lr 0 (control)")):
+        c, a = rows[control]["per_round"], rows[trained]["per_round"]
+        assert rows[control]["score_lr"] == 0.0
+        assert c["theta_entropy_after"][-1] < c["theta_entropy"][0] - 0.2
+        assert np.all(np.diff(c["theta_entropy"]) < 0)
+        assert abs(c["theta_entropy_after"][-1] - a["theta_entropy_after"][-1]) < 0.1
+    md = (out / "fedpm.md").read_text()
+    assert "two accountings" in md and "lr 0 (control)" in md
+
+
+def test_fedpm_accountings_are_decoded_bytes(fedpm_mod, monkeypatch):
+    """Both accountings of a round are 8 × len(payload) / N of payloads of ratedist.fedpm's two codes, and a
+    payload that does not decode to its mask is an error, not a rate."""
+    from ratedist import fedpm
+
+    rng = np.random.default_rng(3)
+    theta_b = np.clip(rng.beta(0.3, 0.3, 4000), 0.01, 0.99)
+    masks = (rng.random((3, 4000)) < theta_b).astype(np.uint8)
+    acc = fedpm_mod._accounting_round(masks, theta_b)
+    assert acc["paper"] == pytest.approx(np.mean([8 * len(fedpm.bitrate_paper(m).data) / 4000 for m in masks]))
+    assert acc["per_coordinate"] == pytest.approx(
+        np.mean([8 * len(fedpm.bitrate_per_coordinate(m, theta_b).data) / 4000 for m in masks]))
+    assert acc["density"] == pytest.approx(masks.mean())
+    assert acc["per_coordinate"] < acc["paper"] - 0.3  # polarized θ: per-coordinate coding pays off
+    monkeypatch.setattr(fedpm, "decode_mask_per_coordinate", lambda data, th: np.zeros(4000, dtype=np.uint8))
+    with pytest.raises(RuntimeError, match="does not decode"):
+        fedpm_mod._accounting_round(masks, theta_b)
+
+
+def test_fedpm_reference_config_as_a_whole(fedpm_mod):
+    """`config(reference=True)` selects every field of the reference recipe; fields can still be overridden;
+    contradictions, a negative learning rate and the reference recipe on the Flower engine are clear errors."""
+    cfg = fedpm_mod.config(True, reference=True)
+    assert (cfg.variant, cfg.ste, cfg.adam, cfg.init, cfg.bias, cfg.inputs, cfg.reference_mapping, cfg.local_steps) == (
+        "reference", "theta_scaled", "persistent", "me", True, "symmetric", True, 118)
+    assert fedpm_mod.config(True, variant="reference") == cfg
+    assert fedpm_mod.config(True, reference=True, local_steps=30).local_steps == 30
+    paper = fedpm_mod.config(True)
+    assert (paper.ste, paper.adam, paper.bias, paper.local_steps) == ("plain", "fresh", False, None)
+    with pytest.raises(InvalidArgumentError, match="`reference=True`"):
+        fedpm_mod.config(True, reference=True, variant="paper")
+    with pytest.raises(InvalidArgumentError, match="`variant`"):
+        fedpm_mod.config(True, variant="mine")
+    with pytest.raises(InvalidArgumentError, match="`score_lr`"):
+        fedpm_mod.config(True, score_lr=-0.1)
+    with pytest.raises(InvalidArgumentError, match="`adam='persistent'`"):
+        fedpm_mod.config(True, reference=True, engine="flower")
+
+
+def test_fedpm_reference_network_and_step_budget(fedpm_mod):
+    """The reference network: every weight and bias is ±e·√(1/fan_in), with the paper variant's weight signs;
+    the paper variant is ±√(2/fan_in) without biases. A step budget gives exactly that many mini-batches."""
+    ref = fedpm_mod._frozen_weights(0, "me", True)
+    pap = fedpm_mod._frozen_weights(0)
+    assert [tuple(t.shape) for t in ref] == [(256, 64), (256,), (128, 256), (128,), (10, 128), (10,)]
+    for i, fan in enumerate((64, 256, 128)):
+        w, b = ref[2 * i], ref[2 * i + 1]
+        assert torch.allclose(w.abs(), torch.full_like(w, math.e / math.sqrt(fan)))
+        assert torch.allclose(b.abs(), torch.full_like(b, math.e / math.sqrt(fan)))
+        assert torch.equal(torch.sign(w), torch.sign(pap[i]))
+        assert torch.allclose(pap[i].abs(), torch.full_like(w, math.sqrt(2 / fan)))
+    g = torch.Generator().manual_seed(0)
+    cfg = fedpm_mod.config(True, local_steps=118, batch=32)
+    sizes = [len(b) for b in fedpm_mod._batches(100, cfg, g)]
+    assert len(sizes) == 118 and max(sizes) == 32
+    assert len(list(fedpm_mod._batches(100, fedpm_mod.config(True, local_epochs=3), g))) == 3 * 4
+
+
+def test_fedpm_lr0_shortcut_equals_the_loop(fedpm_mod):
+    """At learning rate 0 Adam never moves the scores: the skipped local loop returns θ_k bit for bit equal to
+    running the loop (both recipes, the persistent Adam state included)."""
+    X = torch.randn(40, 64)
+    y = torch.randint(0, 10, (40,))
+    for reference in (False, True):
+        cfg = fedpm_mod.config(True, reference=reference, score_lr=0.0, local_steps=5)
+        W0 = fedpm_mod._frozen_weights(1, cfg.init, cfg.bias)
+        scores = [torch.randn(w.shape, generator=torch.Generator().manual_seed(2)) for w in W0]
+        fast = fedpm_mod._local_masks(W0, scores, X, y, cfg, "FedPM", 7, {})
+        slow = fedpm_mod._local_masks(W0, scores, X, y, cfg, "FedPM", 7, {}, _run_frozen_loop=True)
+        assert np.array_equal(fast, slow)
 
 
 def test_cli_repro_rejects_bad_arguments(capsys):
