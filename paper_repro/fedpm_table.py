@@ -1,6 +1,6 @@
 """FedPM against DRIVE, EDEN, QSGD and FedMask in non-IID federated learning, on digits.
 
-The setting of THEORY.md §5 in miniature: K clients hold non-IID shards of the digits training
+The setting of docs/theory.md §5 in miniature: K clients hold non-IID shards of the digits training
 split (each client sees at most ``c_max`` classes), a fraction ρ of them is sampled each round,
 and after local training each sampled client sends one message whose bytes are counted.
 
@@ -108,7 +108,7 @@ class Config:
 
 #: FedPM's training recipes.  ``paper``: the straight-through estimator, a fresh Adam state each
 #: round, signed-constant weights ±√(2/fan_in) without biases, inputs in [0, 1], unmapped masks and
-#: ``local_epochs`` epochs.  ``reference``: what the reference code does (THEORY.md §5, [C]): the
+#: ``local_epochs`` epochs.  ``reference``: what the reference code does (docs/theory.md §5, [C]): the
 #: θ-scaled gradient, one Adam state per client kept across rounds, weights *and biases* ±e·√(1/fan_in)
 #: (its ``ME_init``) all masked, inputs in [−1, 1], received bits mapped 0 → 0.01, 1 → 0.99 before the
 #: Beta update, and a local budget of 118 steps per round (the reference code's count; the paper
@@ -233,7 +233,7 @@ def _frozen_weights(seed: int, init: str = "signed_kaiming", bias: bool = False)
 
     ``init="signed_kaiming"``: c = √(2/fan_in), weights only (the paper variant; the He-scaled
     signed constant of the supermask literature).  ``init="me"``: c = e·√(1/fan_in) for the weights
-    and, with ``bias=True``, for the biases too (the reference code's ``ME_init``, THEORY.md §5).
+    and, with ``bias=True``, for the biases too (the reference code's ``ME_init``, docs/theory.md §5).
     The signs of the weights do not depend on ``init`` or ``bias``.
     """
     import torch

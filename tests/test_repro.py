@@ -59,7 +59,7 @@ def fedpm_quick(tmp_path_factory):
 
 
 def test_expected_surp_parses_and_matches_protocol():
-    """The published pruning ratios are 1 - 0.8^k (THEORY.md §4d, LAMP protocol) to the
+    """The published pruning ratios are 1 - 0.8^k (docs/theory.md §4d, LAMP protocol) to the
     slides' two decimals, and every method row has one accuracy (%) per ratio."""
     exp = json.loads((repo_root() / "paper_repro" / "expected" / "surp.json").read_text())
     assert "slides" in exp["source"]
@@ -95,7 +95,7 @@ def test_expected_fedpm_parses():
 @settings(max_examples=25, deadline=None)
 @given(n_clients=st.integers(1, 30), c_max=st.integers(1, 10), seed=st.integers(0, 2**31 - 1))
 def test_partition_respects_c_max(fedpm_mod, n_clients, c_max, seed):
-    """Non-IID split (THEORY.md §5 setup): every client holds at most c_max classes, the shares
+    """Non-IID split (docs/theory.md §5 setup): every client holds at most c_max classes, the shares
     are disjoint, and every sample of a class held by some client is dealt out."""
     y = np.repeat(np.arange(10), 13)
     parts = fedpm_mod.partition(y, n_clients, c_max, seed)

@@ -1,7 +1,7 @@
 """FedPM: Bernoulli masks, the mean estimator, Beta aggregation, measured bit rates, privacy.
 
 Isik, Pase, Gündüz, Weissman, Zorzi, *Sparse random networks for
-communication-efficient federated learning*, ICLR 2023 (THEORY.md §5).
+communication-efficient federated learning*, ICLR 2023 (docs/theory.md §5).
 
 Examples
 --------

@@ -1,4 +1,4 @@
-"""Bayesian aggregation of FedPM masks with per-coordinate Beta posteriors (THEORY.md §5).
+"""Bayesian aggregation of FedPM masks with per-coordinate Beta posteriors (docs/theory.md §5).
 
 Per coordinate the server holds Beta(α, β).  Each round it (optionally) resets
 α = β = λ₀, adds the number of ones ``M`` and zeros ``K − M`` it received, and

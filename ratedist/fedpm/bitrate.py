@@ -1,4 +1,4 @@
-"""Measured bit rates of FedPM masks, coded with constriction (THEORY.md §5, bitrate).
+"""Measured bit rates of FedPM masks, coded with constriction (docs/theory.md §5, bitrate).
 
 Two codes, both producing bytes that decode:
 
@@ -114,7 +114,7 @@ def _check_mask(mask) -> np.ndarray:
 
 
 def bpp_paper_formula(n_ones: int, n_entries: int) -> float:
-    """h_b(f) + log2(N)/N with f = n_ones/N (THEORY.md §5; the reference code's accounting).
+    """h_b(f) + log2(N)/N with f = n_ones/N (docs/theory.md §5; the reference code's accounting).
 
     Lies in [log2(N)/N, 1 + log2(N)/N].
 

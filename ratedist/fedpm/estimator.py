@@ -1,4 +1,4 @@
-"""FedPM's mean estimator θ̂ = (1/K) Σ_k m^k, its exact error and the bound d/(4K) (THEORY.md §5)."""
+"""FedPM's mean estimator θ̂ = (1/K) Σ_k m^k, its exact error and the bound d/(4K) (docs/theory.md §5)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def mean_estimate(masks):
 
     Notes
     -----
-    Unbiased: E θ̂ = θ̄ = (1/K) Σ_k θ^k (THEORY.md §5).
+    Unbiased: E θ̂ = θ̄ = (1/K) Σ_k θ^k (docs/theory.md §5).
 
     Examples
     --------

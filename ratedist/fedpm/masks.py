@@ -1,4 +1,4 @@
-"""Bernoulli mask sampling m ~ Bern(θ) for a batch of clients (THEORY.md §5).
+"""Bernoulli mask sampling m ~ Bern(θ) for a batch of clients (docs/theory.md §5).
 
 A counter-based generator: entry i of client k compares the 32-bit uniform
 
@@ -115,7 +115,7 @@ def sample_masks(theta, *, seed=None, rng=None, first_client: int = 0):
     Notes
     -----
     ``P(m_i = 1) = ⌈θ_i 2^{32}⌉ / 2^{32}``, exact at 0 and 1, identical bits on
-    NumPy and CuPy.  THEORY.md §5 (uplink).
+    NumPy and CuPy.  docs/theory.md §5 (uplink).
 
     Examples
     --------

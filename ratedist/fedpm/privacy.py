@@ -1,4 +1,4 @@
-"""Local differential privacy of a FedPM mask bit (THEORY.md §5, privacy remark)."""
+"""Local differential privacy of a FedPM mask bit (docs/theory.md §5, privacy remark)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def ldp_epsilon(theta_min, *, units: str = "nats") -> float:
     -----
     Randomized-response argument: for any two values θ, θ' in [θ_min, 1 − θ_min]
     and either output bit, P(m | θ)/P(m | θ') ≤ (1 − θ_min)/θ_min.  This is a
-    per-coordinate guarantee; it is our remark in THEORY.md §5, not a claim of
+    per-coordinate guarantee; it is our remark in docs/theory.md §5, not a claim of
     the FedPM paper.
 
     Examples
