@@ -92,3 +92,35 @@ def test_container_segments(kind, ops, seg):
     k = seg % len(segs)
     segs[k] = _mutate(bytes(segs[k]), ops)
     _decodes_or_corrupt(lambda: decode(pack_container(header, segs)))
+
+
+def test_entropy_decode_failures_are_corrupt_streams(monkeypatch):
+    """Every decoder routes constriction's failures through coding.entropy.decode_failure: a panic (pyo3's
+    PanicException derives from BaseException, not Exception) inside a decode is a CorruptStreamError,
+    while interrupts pass through unchanged."""
+    import numpy as np
+
+    from ratedist.coding.entropy import decode_failure
+    from ratedist.errors import CorruptStreamError
+    import importlib
+
+    cost_mod = importlib.import_module("ratedist.pruning.cost")  # the module (the package exports a function `cost`)
+
+    class Panic(BaseException):  # stands in for pyo3_runtime.PanicException
+        pass
+
+    assert isinstance(decode_failure(Panic("boom"), "x"), CorruptStreamError)
+    kb = KeyboardInterrupt()
+    assert decode_failure(kb, "x") is kb
+    rng = np.random.default_rng(0)
+    w = {"fc": rng.normal(size=(32, 32)).astype(np.float32)}
+    stream = cost_mod.cost(w, {"fc": np.abs(w["fc"]) > 0.5}, value_bits=4).stream
+
+    def panic(*args, **kwargs):
+        raise Panic("constriction panicked")
+
+    monkeypatch.setattr(cost_mod, "_categorical", panic)
+    import pytest
+
+    with pytest.raises(CorruptStreamError, match="does not decode: constriction panicked"):
+        cost_mod.decode_cost(stream)

@@ -15,6 +15,7 @@ __all__ = [
     "encode_bernoulli",
     "decode_bernoulli",
     "binary_entropy_bits",
+    "decode_failure",
 ]
 
 
@@ -65,9 +66,25 @@ def decode_bernoulli(data: bytes, p, n: int) -> np.ndarray:
             out = dec.decode(_model().Bernoulli(float(p), perfect=False), int(n))
         else:
             out = dec.decode(_model().Bernoulli(perfect=False), np.ascontiguousarray(p, dtype=np.float64).ravel())
-    except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
-        raise CorruptStreamError(f"Bernoulli payload does not decode: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+        raise decode_failure(exc, "Bernoulli payload") from None
     return np.asarray(out, dtype=np.int32)
+
+
+def decode_failure(exc: BaseException, what: str) -> BaseException:
+    """The exception to raise when an entropy decode fails: every failure of constriction (the
+    exceptions it raises on data that does not decode, and the pyo3 ``PanicException`` of an internal
+    panic, which is a ``BaseException``) becomes a :class:`CorruptStreamError` naming ``what``;
+    ratedist's own errors, interrupts and ``MemoryError`` pass through unchanged.
+
+    Use as ``except BaseException as exc: raise decode_failure(exc, "...") from None``.
+
+    >>> decode_failure(ValueError("bad word"), "mask payload")
+    CorruptStreamError('mask payload does not decode: bad word')
+    """
+    if isinstance(exc, (CorruptStreamError, KeyboardInterrupt, SystemExit, MemoryError, GeneratorExit)):
+        return exc
+    return CorruptStreamError(f"{what} does not decode: {exc}")
 
 
 def binary_entropy_bits(p):

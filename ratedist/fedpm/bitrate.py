@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._backend import to_host
-from ..coding.entropy import binary_entropy_bits, bytes_to_words, words_to_bytes
+from ..coding.entropy import binary_entropy_bits, bytes_to_words, decode_failure, words_to_bytes
 from ..coding.limits import check_fits
 from ..coding.varint import get_varint, put_varint, seal, unseal
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
@@ -238,8 +238,8 @@ def decode_mask_paper(data: bytes) -> np.ndarray:
             out[n8:] = np.asarray(dec.decode(constriction.stream.model.Bernoulli(f, perfect=False), n - n8))
     except CorruptStreamError:
         raise
-    except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
-        raise CorruptStreamError(f"mask payload does not decode: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+        raise decode_failure(exc, "mask payload") from None
     if int(np.count_nonzero(out)) != n1:
         raise CorruptStreamError(f"decoded mask has {int(np.count_nonzero(out))} ones but the payload declares {n1}.")
     return out
@@ -306,6 +306,6 @@ def decode_mask_per_coordinate(data: bytes, theta_g) -> np.ndarray:
     try:
         dec = constriction.stream.queue.RangeDecoder(words)
         out = dec.decode(constriction.stream.model.Bernoulli(perfect=False), p)
-    except Exception as exc:  # noqa: BLE001
-        raise CorruptStreamError(f"mask payload does not decode: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+        raise decode_failure(exc, "mask payload") from None
     return np.asarray(out).astype(np.uint8)

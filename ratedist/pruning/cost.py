@@ -31,7 +31,7 @@ import numpy as np
 from .._validation import _to_numpy, check_int
 from ..coding.container import pack_container, unpack_container
 from ..coding.header import read_float, read_int, read_list, read_object, read_shape, read_str
-from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..coding.entropy import bytes_to_words, decode_bernoulli, decode_failure, encode_bernoulli, words_to_bytes
 from ..coding.limits import check_fits
 from ..coding.varint import get_varints, put_varints
 from ..errors import CorruptStreamError, InvalidArgumentError, InvalidShapeError
@@ -132,8 +132,8 @@ def _decode_symbols(data: bytes, counts: np.ndarray, n: int) -> np.ndarray:
     dec = constriction.stream.queue.RangeDecoder(bytes_to_words(data))
     try:
         return np.asarray(dec.decode(_categorical(counts), int(n)), dtype=np.int64)
-    except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
-        raise CorruptStreamError(f"value payload does not decode: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+        raise decode_failure(exc, "value payload") from None
 
 
 # ----------------------------------------------------------------------------- encoder

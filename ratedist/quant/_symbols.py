@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coding.entropy import bytes_to_words, words_to_bytes
+from ..coding.entropy import bytes_to_words, decode_failure, words_to_bytes
 from ..coding.varint import get_varint, put_varints
 from ..errors import CorruptStreamError
 from ..kernels._symbols_cpu import from_positions, position_commit, position_groups, sign_commit, to_positions
@@ -352,12 +352,8 @@ def decode_indices(payload: bytes, n: int, fsm: StateMachine, n_chains: int) -> 
                     bits = np.empty(sorder.shape[0], dtype=np.int64)
                     _position_signs(laws, dec, True, sbounds, bits)
                     sign_commit(sgn_t, i, sorder, sbounds, bits, laws.sign)
-        except CorruptStreamError:
-            raise
-        except BaseException as exc:  # constriction raises (or panics) on data that does not decode
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise CorruptStreamError(f"index payload does not decode: {exc}") from None
+        except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+            raise decode_failure(exc, "index payload") from None
     if mp != n_mant or len(rest) != (n_mant + 7) // 8:
         raise CorruptStreamError(f"index payload's sizes disagree with what it decodes ({mp} of {n_mant} "
                                  f"mantissa bits, {len(rest)} trailing bytes); it is corrupted.")

@@ -50,7 +50,7 @@ import numpy as np
 from .._backend import cuda_simulated, has_cupy, resolve_backend
 from .._validation import check_choice, check_finite_scalar, check_int
 from ..coding.container import pack_container, prefix_length
-from ..coding.entropy import bytes_to_words, words_to_bytes
+from ..coding.entropy import bytes_to_words, decode_failure, words_to_bytes
 from ..coding.header import read_float, read_object
 from ..errors import CorruptStreamError, InvalidArgumentError, UnreachableTargetError
 from ._common import check_sparsities, flatten, needed_nonzeros, unflatten
@@ -731,10 +731,8 @@ def decode_parallel(header: dict, segments, checkpoint_index: int) -> np.ndarray
     for s in range(k + 1):
         try:
             dec = rc.RangeDecoder(bytes_to_words(segments[s]))
-        except (KeyboardInterrupt, SystemExit):  # pragma: no cover
-            raise
-        except BaseException as exc:  # noqa: BLE001 - constriction panics are BaseException
-            raise CorruptStreamError(f"segment {s} is not a valid range-coded payload: {exc}") from None
+        except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+            raise decode_failure(exc, f"segment {s}") from None
         while t < rounds[s]:
             try:
                 z = n - nnz
@@ -744,12 +742,8 @@ def decode_parallel(header: dict, segments, checkpoint_index: int) -> np.ndarray
                 ref_pos = _decode_set(dec, kr, nnz)
                 new_neg = (np.asarray(dec.decode(_uniform(2), kn), dtype=np.uint8) if kn
                            else np.zeros(0, np.uint8))
-            except CorruptStreamError:
-                raise
-            except (KeyboardInterrupt, SystemExit):  # pragma: no cover
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                raise CorruptStreamError(f"round {t}: payload does not decode: {exc}") from None
+            except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+                raise decode_failure(exc, f"round {t}: payload") from None
             need = nnz + kn
             if need > out_idx.size:
                 size = max(need, int(out_idx.size * 1.5))

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from ..coding.container import pack_container
-from ..coding.entropy import bytes_to_words, decode_bernoulli, encode_bernoulli, words_to_bytes
+from ..coding.entropy import bytes_to_words, decode_bernoulli, decode_failure, encode_bernoulli, words_to_bytes
 from ..coding.header import read_float, read_int
 from ..errors import CorruptStreamError
 from .report import SurpCheckpoint, SurpReport, geometric_entropy_bits, laplace_lam_hat, rd_bits_per_param
@@ -187,8 +187,8 @@ class AdaptiveIntegerCode:
                 if sizes.size else np.zeros(0, dtype=np.int64)
         except CorruptStreamError:
             raise
-        except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
-            raise CorruptStreamError(f"entropy-coded payload does not decode: {exc}") from None
+        except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+            raise decode_failure(exc, "entropy-coded payload") from None
         return _assemble_fast(sym, chunks)
 
 
@@ -289,8 +289,8 @@ class PositionCode:
                 else np.zeros(0, dtype=np.int64)
         except CorruptStreamError:
             raise
-        except Exception as exc:  # noqa: BLE001 - constriction raises on inconsistent data
-            raise CorruptStreamError(f"position payload does not decode: {exc}") from None
+        except BaseException as exc:  # noqa: BLE001 - constriction's errors and panics
+            raise decode_failure(exc, "position payload") from None
         return _assemble_fast(sym, chunks)
 
 
