@@ -362,6 +362,31 @@ def write_manifest(out: Path, name: str, *, args: Mapping, seeds: Sequence[int],
     return write_json(Path(out) / f"{name}.manifest.json", manifest)
 
 
+def write_table(out, name: str, data: dict, table_text: str, plot, *, args: Mapping, seeds: Sequence[int],
+                t0: float) -> tuple[list[str], float]:
+    """Write a table's ``<name>.json``, ``.md``, ``.png``/``.pdf`` (from ``plot(data)``) and manifest into
+    ``out``, each atomically; return the paths written and the wall time since ``t0``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [str(out / f"{name}.{e}") for e in ("json", "md", "png", "pdf")]
+    write_json(out / f"{name}.json", data)
+    write_text(out / f"{name}.md", table_text)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plot(data)
+    for ext in ("png", "pdf"):
+        tmp = out / f".{name}.tmp.{ext}"
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        tmp.replace(out / f"{name}.{ext}")
+    plt.close(fig)
+    wall = time.perf_counter() - t0
+    files.append(str(write_manifest(out, name, args=args, seeds=seeds, wall_s=wall, outputs=files)))
+    return files, wall
+
+
 def load_expected(name: str) -> dict:
     """The published numbers ``paper_repro/expected/<name>.json`` (with their source)."""
     from ratedist.errors import InvalidArgumentError
