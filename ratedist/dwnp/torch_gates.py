@@ -75,7 +75,7 @@ def gumbel_sigmoid_st(logits: torch.Tensor, *, tau: float = 1.0, noise_scale: fl
         if noise_scale > 0:
             u = torch.rand((2,) + tuple(logits.shape), generator=generator, dtype=logits.dtype)
             tiny = torch.finfo(logits.dtype).tiny
-            g = -torch.log(-torch.log(u.clamp_min(tiny)).clamp_min(tiny))
+            g = -torch.log((-torch.log(u.clamp_min(tiny))).clamp_min(tiny))  # standard Gumbel
             noise = noise_scale * (g[0] - g[1])
         else:
             noise = torch.zeros_like(logits)
