@@ -115,3 +115,122 @@ def test_bad_gate_inputs_name_the_argument():
         gumbel_sigmoid(np.zeros(3), noise=np.zeros(2))
     with pytest.raises(InvalidShapeError, match="`device`"):
         combine_gates([np.ones(3)], [np.ones(2)])
+
+
+# ----------------------------------------------------------------------------- torch twins
+
+torch = pytest.importorskip("torch")
+
+
+def _digits_layers():
+    from ratedist.dwnp import GatedCNN
+
+    return GatedCNN().layers()
+
+
+def test_torch_flops_and_gradient_match_the_numpy_reference():
+    """flops_torch equals conv_flops on soft gates, and its autograd gradient equals flops_gradient
+    (T is a polynomial of degree 2: float64 agreement to 1e-12 relative)."""
+    from ratedist.dwnp import flops_torch
+
+    layers = _digits_layers()
+    rng = np.random.default_rng(1)
+    g = [rng.random(l.out) for l in layers]
+    tg = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in g]
+    t = flops_torch(layers, tg)
+    assert float(t) == pytest.approx(conv_flops(layers, g), rel=1e-12)
+    t.backward()
+    for a, b in zip(tg, flops_gradient(layers, g)):
+        assert np.allclose(a.grad.numpy(), b, rtol=1e-12)
+    ones = [torch.ones(l.out, dtype=torch.float64) for l in layers]
+    assert float(flops_torch(layers, ones)) == conv_flops(layers)
+
+
+def test_torch_regularizer_matches_reference():
+    from ratedist.dwnp import regularizer_torch
+
+    for x, y in [(10.0, 20.0), (30.0, 20.0), (20.0, 20.0)]:
+        assert float(regularizer_torch(torch.tensor(x, dtype=torch.float64), y)) == pytest.approx(flops_regularizer(x, y), abs=1e-15)
+
+
+def test_torch_gumbel_sigmoid_is_hard_forward_soft_backward():
+    """With the same noise, the torch gates equal the NumPy reference's hard gates (exactly 0/1) and the
+    backward pass returns the reference's soft gradient soft (1 - soft) / tau, non-zero."""
+    from ratedist.dwnp import gumbel_sigmoid_st
+
+    rng = np.random.default_rng(2)
+    o = rng.normal(size=50) * 3
+    noise = rng.gumbel(size=50) - rng.gumbel(size=50)
+    ref = gumbel_sigmoid(o, tau=0.7, noise=noise)
+    to = torch.tensor(o, requires_grad=True)
+    hard, soft = gumbel_sigmoid_st(to, tau=0.7, noise=torch.tensor(noise))
+    assert np.array_equal(hard.detach().numpy(), ref.hard)
+    (grad,) = torch.autograd.grad(hard.sum(), to)
+    assert np.allclose(grad.numpy(), ref.grad, rtol=1e-12)
+    assert np.all(grad.numpy() > 0)
+    g1 = torch.Generator().manual_seed(4)
+    g2 = torch.Generator().manual_seed(4)
+    a = gumbel_sigmoid_st(torch.zeros(100), generator=g1)[0]
+    b = gumbel_sigmoid_st(torch.zeros(100), generator=g2)[0]
+    assert torch.equal(a, b) and set(a.unique().tolist()) == {0.0, 1.0}
+
+
+def test_hypernetwork_starts_dense_and_checks_its_index():
+    from ratedist.dwnp import GateHypernetwork
+
+    hn = GateHypernetwork(3, (4, 5))
+    assert all(bool((o > 0).all()) and o.shape == (c,) for o, c in zip(hn(2), (4, 5)))
+    with pytest.raises(InvalidArgumentError, match="`n`"):
+        hn(4)
+
+
+def test_prune_by_gates_computes_the_gated_function_with_the_counted_flops():
+    """The permanently pruned network equals the gated one on inputs (float32 rounding), and its dense
+    FLOPs equal T of the gates on the original network."""
+    from ratedist.dwnp import GatedCNN, prune_by_gates
+
+    torch.manual_seed(0)
+    net = GatedCNN().eval()
+    g = [(torch.rand(c) > 0.5).float() for c in net.channels]
+    small, keep = prune_by_gates(net, g)
+    x = torch.rand(7, 1, 8, 8)
+    assert torch.allclose(net(x, g), small(x), atol=1e-5)
+    assert conv_flops(small.layers()) == conv_flops(net.layers(), [x.numpy() for x in g] + [np.ones(10)])
+    with pytest.raises(InvalidArgumentError, match="`gates`"):
+        prune_by_gates(net, [torch.zeros(16), g[1], g[2]])
+
+
+def _tiny_devices():
+    from ratedist.data import digits_split
+
+    Xtr, _, ytr, _ = digits_split()
+    X = torch.from_numpy(Xtr).reshape(-1, 1, 8, 8)
+    y = torch.from_numpy(ytr)
+    return [(X[y < 5][:120], y[y < 5][:120]), (X[y >= 5][:120], y[y >= 5][:120])]
+
+
+def test_train_dwnp_is_seeded_and_device_networks_are_subnetworks():
+    """Same seed, same gates and weights; every device's gates lie inside the server's (a⁰ ⊙ aⁿ ≤ a⁰),
+    and the reported FLOPs are those of the pruned shapes."""
+    from ratedist.dwnp import DWNPConfig, train_dwnp
+
+    torch.use_deterministic_algorithms(True)
+    cfg = DWNPConfig(server_target=0.6, device_targets=(0.5, 0.4), rounds=3, local_steps=2, hn_steps=2,
+                     finetune_rounds=1, finetune_steps=2)
+    a, b = train_dwnp(_tiny_devices(), cfg), train_dwnp(_tiny_devices(), cfg)
+    for x, y in zip(a.server_gates, b.server_gates):
+        assert np.array_equal(x, y)
+    for k, v in a.server_net.state_dict().items():
+        assert torch.equal(v, b.server_net.state_dict()[k])
+    for dg in a.device_gates:
+        assert all(np.all(d <= s) for d, s in zip(dg, a.server_gates))
+    assert a.server_flops == conv_flops(a.server_net.layers())
+    assert a.device_flops == [conv_flops(d.layers()) for d in a.device_nets]
+    assert all(f <= a.server_flops for f in a.device_flops)
+
+
+def test_dwnp_config_rejects_device_targets_above_the_server():
+    from ratedist.dwnp import DWNPConfig
+
+    with pytest.raises(InvalidArgumentError, match="`device_targets`"):
+        DWNPConfig(server_target=0.4, device_targets=(0.5,))

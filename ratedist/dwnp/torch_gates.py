@@ -87,7 +87,7 @@ def gumbel_sigmoid_st(logits: torch.Tensor, *, tau: float = 1.0, noise_scale: fl
 class GateHypernetwork(nn.Module):
     """Per-channel gate logits ``o = HN(Emb(n))`` for ``n = 0`` (the server) .. ``n_devices``.
 
-    A learned embedding per network, a shared two-layer MLP trunk and one linear head per gated
+    A learned embedding per network, a shared two-layer tanh MLP trunk and one linear head per gated
     layer.  The heads' biases start at ``init_logit`` (every gate open) and their weights at zero, so
     training starts from the dense network and the regularizer closes gates.
 
@@ -113,8 +113,10 @@ class GateHypernetwork(nn.Module):
         self.n_devices = n
         self.channels = tuple(chans)
         self.embedding = nn.Embedding(n + 1, check_int("emb_dim", emb_dim, minimum=1))
-        self.trunk = nn.Sequential(nn.Linear(emb_dim, check_int("hidden", hidden, minimum=1)), nn.ReLU(),
-                                   nn.Linear(hidden, hidden), nn.ReLU())
+        # tanh, not ReLU: a dead ReLU unit for one embedding would tie that network's gates to the heads'
+        # biases (the same for every network) and no gradient would ever separate them
+        self.trunk = nn.Sequential(nn.Linear(emb_dim, check_int("hidden", hidden, minimum=1)), nn.Tanh(),
+                                   nn.Linear(hidden, hidden), nn.Tanh())
         self.heads = nn.ModuleList(nn.Linear(hidden, c) for c in chans)
         with torch.no_grad():
             for h in self.heads:
