@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -216,7 +218,7 @@ def test_train_dwnp_is_seeded_and_device_networks_are_subnetworks():
 
     torch.use_deterministic_algorithms(True)
     cfg = DWNPConfig(server_target=0.6, device_targets=(0.5, 0.4), rounds=3, local_steps=2, hn_steps=2,
-                     finetune_rounds=1, finetune_steps=2)
+                     finetune_rounds=1, finetune_steps=2, polish_steps=3)
     a, b = train_dwnp(_tiny_devices(), cfg), train_dwnp(_tiny_devices(), cfg)
     for x, y in zip(a.server_gates, b.server_gates):
         assert np.array_equal(x, y)
@@ -234,3 +236,54 @@ def test_dwnp_config_rejects_device_targets_above_the_server():
 
     with pytest.raises(InvalidArgumentError, match="`device_targets`"):
         DWNPConfig(server_target=0.4, device_targets=(0.5,))
+
+
+# ----------------------------------------------------------------------------- the table
+
+SMALL = dict(rounds=6, local_steps=3, hn_steps=5, finetune_rounds=1, finetune_steps=5)
+
+
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    import json
+
+    from ratedist.scripts import load_script, repo_root
+
+    out = tmp_path_factory.mktemp("dwnp")
+    mod = load_script(repo_root() / "paper_repro" / "dwnp_table.py")
+    payload, text = mod.run(quick=True, out=out, **SMALL)
+    return mod, json.loads((out / "dwnp.json").read_text()), payload, text
+
+
+def test_small_table_meets_the_flops_targets(small_table):
+    """Every network's kept FLOPs, counted from the pruned shapes, lies within TOLERANCE (2 %, issue 14) of its
+    target, device networks are sub-networks (kept FLOPs at most the server's), accuracies lie in [0, 1]."""
+    mod, data, payload, _ = small_table
+    assert mod.TOLERANCE == data["tolerance"] == 0.02
+    (run,) = data["runs"]
+    rows = [run["dwnp"]["server"]] + run["dwnp"]["devices"]
+    for row, target in zip(rows, [data["config"]["server_target"], *data["config"]["device_targets"]]):
+        assert row["target"] == target
+        assert abs(row["kept_flops"] / target - 1) <= mod.TOLERANCE, row
+        assert math.isclose(row["deviation"], row["kept_flops"] / target - 1, rel_tol=1e-12, abs_tol=1e-15)
+        assert 0.0 <= row["accuracy"] <= 1.0
+    assert all(d["kept_flops"] <= run["dwnp"]["server"]["kept_flops"] for d in run["dwnp"]["devices"])
+    assert data["aggregate"]["within_tolerance"] is True
+    assert payload["aggregate"]["max_abs_deviation"] <= mod.TOLERANCE
+
+
+def test_small_table_json_fields(small_table):
+    """The JSON carries the configuration, per-seed DWNP and baseline rows for the server and every device,
+    the per-round history and the aggregate; the markdown names every network."""
+    _, data, _, text = small_table
+    for k in ("name", "description", "units", "tolerance", "config", "runs", "aggregate"):
+        assert k in data
+    (run,) = data["runs"]
+    n = data["config"]["n_devices"]
+    for method in ("dwnp", "baseline"):
+        assert set(run[method]["server"]) >= {"kept_flops", "target", "deviation", "accuracy", "channels"}
+        assert len(run[method]["devices"]) == n
+        assert all({"kept_flops", "deviation", "accuracy", "accuracy_all"} <= set(d) for d in run[method]["devices"])
+    assert len(run["dwnp"]["history"]) == SMALL["rounds"]
+    assert all(len(d["classes"]) == data["config"]["classes_per_device"] for d in run["dwnp"]["devices"])
+    assert "server" in text and all(f"device {i}" in text for i in range(n))
