@@ -73,6 +73,7 @@ class Config:
     hn_lr: float = 0.05
     finetune_rounds: int = 5
     finetune_steps: int = 50
+    polish_steps: int = 500
 
 
 def config(quick: bool = False, seeds: int | None = None, **overrides) -> Config:
@@ -97,7 +98,8 @@ def _dwnp_config(cfg: Config, seed: int):
 
     return DWNPConfig(server_target=cfg.server_target, device_targets=tuple(cfg.device_targets), rounds=cfg.rounds,
                       local_steps=cfg.local_steps, hn_steps=cfg.hn_steps, lam=cfg.lam, hn_lr=cfg.hn_lr,
-                      finetune_rounds=cfg.finetune_rounds, finetune_steps=cfg.finetune_steps, seed=seed)
+                      finetune_rounds=cfg.finetune_rounds, finetune_steps=cfg.finetune_steps,
+                      polish_steps=cfg.polish_steps, seed=seed)
 
 
 def _net_row(net, flops_total: float, target: float, X, y) -> dict:
@@ -162,7 +164,7 @@ def run_one(seed: int, cfg: Config, data) -> dict:
     res = train_dwnp(devices, dcfg)
     T = res.flops_total
     dw = {"server": _net_row(res.server_net, T, cfg.server_target, data.X_test, data.y_test), "devices": [],
-          "forced_open": res.forced_open, "history": res.history, "wall_time_s": time.perf_counter() - t0}
+          "forced_open": res.forced_open, "selected_deviation": res.selected_deviation, "history": res.history, "wall_time_s": time.perf_counter() - t0}
     for n, net in enumerate(res.device_nets):
         m = local_masks[n]
         row = _net_row(net, T, cfg.device_targets[n], data.X_test[m], data.y_test[m])

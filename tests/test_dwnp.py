@@ -140,7 +140,7 @@ def test_torch_flops_and_gradient_match_the_numpy_reference():
     g = [rng.random(l.out) for l in layers]
     tg = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in g]
     t = flops_torch(layers, tg)
-    assert float(t) == pytest.approx(conv_flops(layers, g), rel=1e-12)
+    assert float(t.detach()) == pytest.approx(conv_flops(layers, g), rel=1e-12)
     t.backward()
     for a, b in zip(tg, flops_gradient(layers, g)):
         assert np.allclose(a.grad.numpy(), b, rtol=1e-12)
