@@ -233,18 +233,22 @@ def make_table(data: dict) -> str:
 
 
 def plot(data: dict):
-    """Kept FLOPs per round of every network's deterministic gates (first seed), targets dashed."""
+    """Kept FLOPs per round of every network's deterministic gates (first seed), targets dashed, the
+    pruned networks as dots after the last round."""
     import matplotlib.pyplot as plt
 
     cfg, run0 = data["config"], data["runs"][0]
     hist = run0["dwnp"]["history"]
     r = [h["round"] for h in hist]
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    end = r[-1] + 1  # the pruned networks (after polishing and selection), drawn one step after the rounds
     line, = ax.plot(r, [h["server_kept"] for h in hist], label="server")
     ax.axhline(cfg["server_target"], ls="--", color=line.get_color(), lw=0.8)
+    ax.plot([end], [run0["dwnp"]["server"]["kept_flops"]], "o", color=line.get_color())
     for i in range(cfg["n_devices"]):
         line, = ax.plot(r, [h["device_kept"][i] for h in hist], label=f"device {i}")
         ax.axhline(cfg["device_targets"][i], ls="--", color=line.get_color(), lw=0.8)
+        ax.plot([end], [run0["dwnp"]["devices"][i]["kept_flops"]], "o", color=line.get_color())
     ax.set_xlabel("round")
     ax.set_ylabel("kept FLOPs (fraction)")
     ax.set_title(f"DWNP gates per round (seed {run0['seed']})", fontsize=10)
