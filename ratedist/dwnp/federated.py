@@ -61,9 +61,9 @@ class DWNPConfig:
     batch: int = 32
     lr: float = 0.05
     momentum: float = 0.9
-    hn_steps: int = 5
+    hn_steps: int = 10
     hn_lr: float = 0.05
-    lam: float = 2.0
+    lam: float = 5.0
     tau: float = 1.0
     noise_off: float = 0.75
     emb_dim: int = 8
