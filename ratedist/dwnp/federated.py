@@ -19,10 +19,10 @@ The Gumbel noise is scaled by ``1 - r / (noise_off * rounds)`` (and 0 after), so
 the hypernetwork on the deterministic gates ``1[o >= 0]`` that the pruning uses, and its learning rate
 decays (cosine, to a tenth) so the gates settle.  One channel of a convolution is worth 2–4 % of the
 digits CNN's FLOPs, so the deterministic gates keep flipping around their targets; after the rounds
-``polish_steps`` more hypernetwork steps (weights fixed) are taken, the first half moving every head,
-the second half (restarted from the best state so far) only the head of the finest-grained gated layer
-(the smallest FLOPs per channel: ``fc1`` here, a fraction of a per cent each), each half with a learning
-rate decaying linearly from ``hn_lr`` to a tenth; of all hypernetworks visited on
+``polish_steps`` more hypernetwork steps (weights fixed) are taken in four stages, each restarted from the best
+state so far: every head, then only the head of the finest-grained gated layer (the smallest FLOPs per
+channel: ``fc1`` here, a fraction of a per cent each), then both again, each stage with a learning rate
+decaying linearly from ``hn_lr`` to a tenth; of all hypernetworks visited on
 deterministic gates the one whose gates are closest to their targets (smallest largest relative
 deviation ``|T / (p T_total) - 1|``; a choice that uses no data) is kept.  After the rounds the network is pruned permanently by ``a⁰``,
 fine-tuned by FedAvg for ``finetune_rounds`` rounds, and every device's sub-network (``a⁰ ⊙ aⁿ``,
@@ -302,10 +302,13 @@ def train_dwnp(devices: Sequence, config: DWNPConfig | None = None, *,
     # each flip changes T by a fraction of a per cent (a convolution channel of the digits CNN is 2-4 %)
     per_channel = [float(g.mean()) for g in flops_gradient(layers)[:len(cfg.channels)]]
     fine = int(np.argmin(per_channel))
-    # two halves: every head (coarse and fine flips together), then, from the best state so far, the
-    # fine head alone; learning rate decaying linearly to a tenth in each
-    half = cfg.polish_steps // 2
-    for params, steps in ((hn.heads.parameters(), half), (hn.heads[fine].parameters(), cfg.polish_steps - half)):
+    # four stages: every head (coarse and fine flips together), then, from the best state so far, the
+    # fine head alone, and the pair once more; learning rate decaying linearly to a tenth in each
+    quarter = cfg.polish_steps // 4
+    stages = [(hn.heads, quarter), (hn.heads[fine], quarter), (hn.heads, quarter),
+              (hn.heads[fine], cfg.polish_steps - 3 * quarter)]
+    for module, steps in stages:
+        params = module.parameters()
         if best["state"] is not None:
             hn.load_state_dict(best["state"])
         polish_opt = torch.optim.Adam(params, lr=cfg.hn_lr)
