@@ -56,7 +56,7 @@ _EXPORTS = {
     'model_rate_distortion': '.rd',
     'pooled_rate_distortion': '.rd',
 }
-_SUBMODULES = ('bounds', 'refinement', 'pruning', 'sparse', 'compressors', 'fedpm', 'surp', 'quant',)
+_SUBMODULES = ('bounds', 'refinement', 'pruning', 'sparse', 'dwnp', 'compressors', 'fedpm', 'surp', 'quant',)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)
 
@@ -66,6 +66,7 @@ __all__ = [
     "errors",
     "pruning",
     "sparse",
+    "dwnp",
     "compressors",
     "fedpm",
     "surp",

@@ -1,4 +1,4 @@
-"""``ratedist repro surp|fedpm|sparse [--quick] [--seeds N] --out DIR``: reproduce a published table.
+"""``ratedist repro surp|fedpm|sparse|dwnp [--quick] [--seeds N] --out DIR``: reproduce a published table.
 
 Loads ``paper_repro/<name>_table.py`` and runs it: the table is computed on scikit-learn's
 digits with PyTorch on the CPU (the ``torch`` extra), written to ``DIR`` as ``<name>.json``,
@@ -12,16 +12,16 @@ from ..errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["add_parser", "run", "TABLES"]
 
-TABLES = ("surp", "fedpm", "sparse")
+TABLES = ("surp", "fedpm", "sparse", "dwnp")
 MAX_SEEDS = 100  # each seed trains every network of the table again (minutes each) and keeps its results
 
 
 def add_parser(sub) -> None:
     from ._common import add_json_flag
 
-    p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm, sparse)",
+    p = sub.add_parser("repro", help="reproduce a published table in miniature on real data (surp, fedpm, sparse, dwnp)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning), fedpm (FedPM vs baselines) or sparse (sparse training methods)")
+    p.add_argument("table", choices=TABLES, help="which table: surp (SuRP vs pruning), fedpm (FedPM vs baselines), sparse (sparse training methods) or dwnp (device-wise channel pruning)")
     p.add_argument("--quick", action="store_true", help="smoke-test configuration (1 seed, few rounds; < 1 min)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"number of seeds 0..N-1, 1..{MAX_SEEDS} (default: 3 full, 1 quick)")
