@@ -104,3 +104,19 @@ def test_every_verb_runs_from_the_wheel(installed, tmp_path, argv):
         assert len(list((tmp_path / "out").glob("*.png"))) == len(list((ROOT / "figures").glob("[!_]*.py")))
     else:
         assert (tmp_path / "repro" / "surp.json").is_file()
+
+
+def test_nothing_points_outside_the_repository():
+    """What users read (the package, its scripts, the docs, the README) cites the project's own
+    docs/theory.md, never a design file outside the repository."""
+    bad = []
+    for folder in ("ratedist", "figures", "paper_repro", "analysis", "docs", "examples"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".md", ".json", ".toml") and "__pycache__" not in path.parts:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                if "THEORY.md" in text or "../shared" in text:
+                    bad.append(str(path.relative_to(ROOT)))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if "THEORY.md" in readme or "../shared" in readme:
+        bad.append("README.md")
+    assert not bad, f"files citing THEORY.md or ../shared: {bad}"

@@ -1,4 +1,4 @@
-"""Structured (channel) pruning of convolutional networks to a FLOPs target (THEORY.md §8).
+"""Structured (channel) pruning of convolutional networks to a FLOPs target (docs/theory.md §8).
 
 A network is described as a list of :class:`ConvLayer` (one per convolution, in
 order, each feeding the next).  A gate vector ``a_l`` (one entry per output
