@@ -122,3 +122,27 @@ def test_cli_method_list_is_the_library_list():
     from ratedist.frontier import METHODS as LIB_F
 
     assert tuple(CLI_F) == tuple(LIB_F)
+
+
+def test_lazy_exports_are_the_objects_not_submodules():
+    """After every submodule of ratedist has been imported (in any order), each name a package exports
+    lazily is still the exported object: a submodule of the same name (rd.blahut_arimoto) never shadows
+    its function."""
+    import importlib
+    import pkgutil
+    import types
+
+    import ratedist
+
+    for info in pkgutil.walk_packages(ratedist.__path__, "ratedist."):
+        if info.name.startswith(("ratedist.flower", "ratedist.distributed")):
+            continue  # optional extras
+        importlib.import_module(info.name)
+    for pkg in ("ratedist", "ratedist.rd"):
+        mod = importlib.import_module(pkg)
+        for name in mod._EXPORTS:
+            obj = getattr(mod, name)
+            assert not isinstance(obj, types.ModuleType), f"{pkg}.{name} is a module"
+    from ratedist.rd import blahut_arimoto
+
+    assert callable(blahut_arimoto) and blahut_arimoto.__name__ == "blahut_arimoto"

@@ -35,6 +35,10 @@ _EXPORTS = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+# `blahut_arimoto` names both a submodule and its function: bind the function now, so that a later
+# first import of the submodule (which sets the package attribute to the module) cannot shadow it.
+from .blahut_arimoto import blahut_arimoto  # noqa: E402
+
 __all__ = [
     "BAResult",
     "Discretization",
