@@ -261,28 +261,11 @@ def run(quick: bool = False, seeds: int | None = None, out="paper_repro/out", **
     """Compute the table, write json/md/png/pdf/manifest to ``out``; return (payload, text)."""
     t0 = time.perf_counter()
     cfg = config(quick, seeds, **overrides)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     data = compute(cfg)
-    files = [str(out / f"{NAME}.{e}") for e in ("json", "md", "png", "pdf")]
-    C.write_json(out / f"{NAME}.json", data)
     table = make_table(data)
-    C.write_text(out / f"{NAME}.md", table)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plot(data)
-    for ext in ("png", "pdf"):
-        tmp = out / f".{NAME}.tmp.{ext}"
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        tmp.replace(out / f"{NAME}.{ext}")
-    plt.close(fig)
-    wall = time.perf_counter() - t0
-    man = C.write_manifest(out, NAME, args={"quick": quick, "seeds": seeds, "out": str(out), **overrides},
-                           seeds=cfg.seeds, wall_s=wall, outputs=files)
-    files.append(str(man))
+    files, wall = C.write_table(out, NAME, data, table, plot,
+                                args={"quick": quick, "seeds": seeds, "out": str(out), **overrides},
+                                seeds=cfg.seeds, t0=t0)
     payload = {"name": NAME, "quick": quick, "out": str(out), "files": files, "wall_time_s": wall,
                "aggregate": data["aggregate"]}
     return payload, table + "\nwrote " + ", ".join(files)
